@@ -1,0 +1,1 @@
+"""Ledger plugins and their discovery (pluggy hooks, entry-point group ``ilptx``)."""
