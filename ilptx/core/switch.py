@@ -1,0 +1,223 @@
+"""The packet switch: incoming pipeline → route → outgoing pipeline → next hop, and back.
+
+Per packet, from the ledger plugin of the account it arrived on:
+
+1. decode the ILP Prepare once (malformed → ``F01 Invalid Packet``);
+2. the incoming pipeline (outermost: ``errorHandler``, which turns what we raise into a
+   Reject with our address as ``triggeredBy``);
+3. ``peer.*`` destinations are peer protocols answered here (``peer.config``: IL-DCP,
+   RFC 31); everything else is routed: longest-prefix match (``F02 Unreachable``),
+   ``reflectPayments``, exchange rate with the amount floored, and expiry
+   ``min(incoming − minMessageWindow, now + maxHoldTime)`` (``R02 Insufficient Timeout``
+   when less than ``minMessageWindow`` would remain), next hop connected (``T01``);
+4. the outgoing pipeline (``expire`` → ``R00`` at the outgoing expiry;
+   ``validateFulfillment`` → ``F05``), then the next hop's ledger plugin;
+5. the Fulfill, or the downstream Reject unchanged, goes back, encoded once.
+
+The switch owns no balances and no settlement; those are middlewares (issue #3).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from typing import Callable, Optional, Sequence
+
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+
+from ilptx.codec.ildcp import ILDCP_DESTINATION, PEER_PROTOCOL_CONDITION
+from ilptx.codec.ilp import (
+    ErrorCode,
+    Prepare,
+    Reject,
+    decode_prepare,
+    decode_response,
+    encode_packet,
+)
+from ilptx.codec.oer import DecodeError
+from ilptx.core.accounts import Account, Accounts
+from ilptx.core.ildcp import IldcpHost
+from ilptx.core.pipeline import compose
+from ilptx.core.rates import convert
+from ilptx.core.routing import RoutingTable
+from ilptx.errors import (
+    IlpError,
+    InsufficientTimeoutError,
+    InternalError,
+    InvalidPacketError,
+    PeerUnreachableError,
+    UnreachableError,
+)
+
+__all__ = ["PacketSwitch"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+PEER_PROTOCOL_PREFIX = "peer."
+
+
+class PacketSwitch:
+    """Forwards ILP Prepares between accounts.
+
+    :param address: the connector's ILP address (RFC 15).
+    :param accounts: every account, each with its ``plugin`` set.
+    :param routing_table: prefix → account id.
+    :param rate_backend: an :class:`ilptx.interfaces.IRateBackend`.
+    :param clock: ``IReactorTime``; all time comes from here.
+    :param incoming: incoming middlewares, outermost first (the composition root passes
+        ``errorHandler`` first).
+    :param outgoing: outgoing middlewares, outermost first.
+    :param min_message_window_ms: ``minMessageWindow`` (ms), default 1000.
+    :param max_hold_time_ms: ``maxHoldTime`` (ms), default 30000.
+    :param reflect_payments: ``reflectPayments``: may a packet go back to its sender's account.
+    """
+
+    log = Logger()
+
+    def __init__(
+        self,
+        *,
+        address: str,
+        accounts: Accounts,
+        routing_table: RoutingTable,
+        rate_backend,
+        clock,
+        incoming: Sequence = (),
+        outgoing: Sequence = (),
+        min_message_window_ms: int = 1000,
+        max_hold_time_ms: int = 30000,
+        reflect_payments: bool = True,
+    ) -> None:
+        self.address = address
+        self.accounts = accounts
+        self.routing_table = routing_table
+        self.rate_backend = rate_backend
+        self.clock = clock
+        self.min_message_window_ms = min_message_window_ms
+        self.max_hold_time_ms = max_hold_time_ms
+        self.reflect_payments = reflect_payments
+        self.ildcp = IldcpHost(lambda: self.address)
+        self._incoming = compose(incoming, self._route)
+        self._outgoing = compose(outgoing, self._send)
+        self._in_flight: set[Deferred] = set()
+        self._stopping = False
+
+    # -- entry point from ledger plugins ---------------------------------------------------
+
+    def data_handler(self, account: Account) -> Callable[[bytes], Deferred]:
+        """:returns: the ``ILedgerPlugin`` data handler for packets arriving on ``account``."""
+
+        def handle(data: bytes) -> Deferred:
+            return self.handle_data(account, data)
+
+        return handle
+
+    def handle_data(self, account: Account, data: bytes) -> Deferred:
+        """Process one OER-encoded Prepare from ``account``.
+
+        :returns: ``Deferred[bytes]``: the OER Fulfill or Reject. Never errbacks.
+        """
+        if self._stopping:
+            return succeed(encode_packet(Reject(
+                ErrorCode.T03_CONNECTOR_BUSY, self.address, "connector is shutting down", b"")))
+        try:
+            prepare = decode_prepare(data)
+        except DecodeError as exc:
+            return succeed(encode_packet(Reject(
+                ErrorCode.F01_INVALID_PACKET, self.address, f"invalid ILP Prepare: {exc}", b"")))
+        d = self._incoming(account, prepare)
+        if d.called:
+            return d.addCallback(encode_packet)
+        in_flight = self._in_flight
+        in_flight.add(d)
+
+        def done(result):
+            in_flight.discard(d)
+            return encode_packet(result)
+
+        return d.addCallback(done)
+
+    # -- incoming terminal: peer protocols and routing ------------------------------------
+
+    def _route(self, account: Account, prepare: Prepare) -> Deferred:
+        destination = prepare.destination
+        if destination.startswith(PEER_PROTOCOL_PREFIX):
+            return succeed(self._peer_protocol(account, prepare))
+        if not destination:
+            raise InvalidPacketError("missing destination.")
+        hop_id = self.routing_table.resolve(destination)
+        if hop_id is None:
+            raise UnreachableError(f"no route found. source={account.id} destination={destination}")
+        if hop_id == account.id and not self.reflect_payments:
+            raise UnreachableError(
+                f"refusing to route payments back to sender. sourceAccount={account.id} destination={destination}")
+        hop = self.accounts.get(hop_id)
+        rate = self.rate_backend.rate(account.asset_code, account.asset_scale, hop.asset_code, hop.asset_scale)
+        amount = prepare.amount if rate == 1 else convert(prepare.amount, rate)
+        expires_at = self._next_expiry(prepare.expires_at)
+        if not hop.plugin.is_connected():
+            raise PeerUnreachableError(f"no connection to account. account={hop_id}")
+        outgoing = Prepare(amount, expires_at, prepare.execution_condition, destination, prepare.data)
+        return self._outgoing(hop, outgoing)
+
+    def _peer_protocol(self, account: Account, prepare: Prepare):
+        if prepare.execution_condition != PEER_PROTOCOL_CONDITION:
+            raise InvalidPacketError("condition must be peer protocol condition.")
+        if prepare.destination == ILDCP_DESTINATION:
+            return self.ildcp.handle(account, prepare)
+        raise InvalidPacketError(f"unknown peer protocol. destination={prepare.destination}")
+
+    def _next_expiry(self, source_expiry: datetime) -> datetime:
+        """``min(source − minMessageWindow, now + maxHoldTime)``, in whole ms.
+
+        :raises InsufficientTimeoutError: (R02) already expired, or less than
+            ``minMessageWindow`` would be left for the next hop.
+        """
+        now_ms = self.clock.seconds() * 1000.0
+        source_ms = (source_expiry - _EPOCH) // timedelta(milliseconds=1)
+        if source_ms < now_ms:
+            raise InsufficientTimeoutError(
+                f"source transfer has already expired. sourceExpiry={source_expiry.isoformat()}")
+        window = self.min_message_window_ms
+        next_ms = int(min(source_ms - window, now_ms + self.max_hold_time_ms))
+        if next_ms - now_ms < window:
+            raise InsufficientTimeoutError(
+                f"source transfer expires too soon to complete payment. sourceExpiry={source_expiry.isoformat()}")
+        return _EPOCH + timedelta(milliseconds=next_ms)
+
+    # -- outgoing terminal: the next hop's ledger plugin -----------------------------------
+
+    def _send(self, account: Account, prepare: Prepare) -> Deferred:
+        d = account.plugin.send_data(encode_packet(prepare))
+        return d.addCallbacks(_decode_response, _send_failed, errbackArgs=(account,))
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def in_flight(self) -> int:
+        """:returns: how many Prepares are waiting for an answer from a next hop."""
+        return len(self._in_flight)
+
+    def stop(self) -> Deferred:
+        """Refuse new Prepares (``T03``) and wait until every Prepare in flight is answered.
+
+        Each in-flight Prepare is answered at the latest at its outgoing expiry (``expire``),
+        so this finishes within ``maxHoldTime``.
+
+        :returns: ``Deferred[None]``.
+        """
+        self._stopping = True
+        pending = list(self._in_flight)
+        return DeferredList(pending, consumeErrors=True).addCallback(lambda _: None)
+
+
+def _decode_response(data: bytes):
+    try:
+        return decode_response(data)
+    except DecodeError as exc:
+        raise InternalError(f"invalid response from next hop: {exc}") from None
+
+
+def _send_failed(failure: Failure, account: Account):
+    if failure.check(IlpError, CancelledError):
+        return failure
+    raise PeerUnreachableError(f"failed to send packet to account {account.id}: {failure.getErrorMessage()}")

@@ -1,0 +1,136 @@
+"""Test helpers for plugin authors and for ilptx's own tests: no sockets, no global reactor.
+
+* :class:`MemoryPlugin` -- an :class:`~ilptx.interfaces.ILedgerPlugin` that lives in memory.
+  :func:`linked_plugins` returns two of them wired back to back, so that what one sends the
+  other's handler receives (like a BTP link without the WebSocket).
+* :func:`fulfilling_handler` -- a data handler that fulfills every Prepare whose condition
+  it knows the preimage of, and rejects the rest.
+
+Example::
+
+    connector_side, client = linked_plugins()
+    # give connector_side to the connector as an account's plugin; drive it via client:
+    response_bytes = yield client.send_data(encode_packet(prepare))
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Callable, Iterable, Optional
+
+from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from zope.interface import implementer
+
+from ilptx.codec.ilp import ErrorCode, Fulfill, Reject, decode_prepare, encode_packet
+from ilptx.errors import PeerUnreachableError
+from ilptx.interfaces import ILedgerPlugin
+
+__all__ = ["MemoryPlugin", "linked_plugins", "fulfilling_handler", "condition_for"]
+
+
+def condition_for(fulfillment: bytes) -> bytes:
+    """:returns: SHA-256 of ``fulfillment`` (the execution condition it fulfills)."""
+    return hashlib.sha256(fulfillment).digest()
+
+
+@implementer(ILedgerPlugin)
+class MemoryPlugin:
+    """An in-memory ledger plugin. Pair two with :func:`linked_plugins`.
+
+    :ivar sent_money: amounts passed to :meth:`send_money`, in order.
+    :ivar received_money: amounts the peer sent to us (also passed to the money handler).
+    """
+
+    def __init__(self, account_id: str = "memory") -> None:
+        self.account_id = account_id
+        self.peer: Optional[MemoryPlugin] = None
+        self.connected = False
+        self.data_handler: Optional[Callable] = None
+        self.money_handler: Optional[Callable] = None
+        self.sent_money: list[int] = []
+        self.received_money: list[int] = []
+        self._listeners: list[Callable[[bool], None]] = []
+
+    def connect(self) -> Deferred:
+        """Mark this side connected (and tell the listeners)."""
+        self.connected = True
+        for listener in self._listeners:
+            listener(True)
+        return succeed(None)
+
+    def disconnect(self) -> Deferred:
+        """Mark this side disconnected (and tell the listeners)."""
+        self.connected = False
+        for listener in self._listeners:
+            listener(False)
+        return succeed(None)
+
+    def is_connected(self) -> bool:
+        """Connected when both sides have called :meth:`connect`."""
+        return self.connected and self.peer is not None and self.peer.connected
+
+    def send_data(self, data: bytes) -> Deferred:
+        """Hand ``data`` to the peer's data handler; T01 when not connected."""
+        if not self.is_connected():
+            return fail(PeerUnreachableError(f"{self.account_id} is not connected"))
+        peer = self.peer
+        if peer.data_handler is None:
+            return fail(PeerUnreachableError(f"{peer.account_id} has no data handler"))
+        return maybeDeferred(peer.data_handler, bytes(data))
+
+    def send_money(self, amount: int) -> Deferred:
+        """Record ``amount`` and hand it to the peer's money handler."""
+        self.sent_money.append(amount)
+        peer = self.peer
+        peer.received_money.append(amount)
+        if peer.money_handler is None:
+            return succeed(None)
+        return maybeDeferred(peer.money_handler, amount)
+
+    def register_data_handler(self, handler: Callable) -> None:
+        if self.data_handler is not None:
+            raise RuntimeError("a data handler is already registered")
+        self.data_handler = handler
+
+    def deregister_data_handler(self) -> None:
+        self.data_handler = None
+
+    def register_money_handler(self, handler: Callable) -> None:
+        if self.money_handler is not None:
+            raise RuntimeError("a money handler is already registered")
+        self.money_handler = handler
+
+    def deregister_money_handler(self) -> None:
+        self.money_handler = None
+
+    def add_connection_listener(self, listener: Callable[[bool], None]) -> None:
+        self._listeners.append(listener)
+
+
+def linked_plugins(a_id: str = "a", b_id: str = "b") -> tuple[MemoryPlugin, MemoryPlugin]:
+    """:returns: two :class:`MemoryPlugin` wired to each other (not yet connected)."""
+    a, b = MemoryPlugin(a_id), MemoryPlugin(b_id)
+    a.peer, b.peer = b, a
+    return a, b
+
+
+def fulfilling_handler(fulfillments: Iterable[bytes], address: str = "test.receiver") -> Callable[[bytes], bytes]:
+    """A receiver's data handler: fulfills Prepares whose condition it can meet.
+
+    :param fulfillments: preimages it knows.
+    :returns: ``handler(bytes) -> bytes``; unknown conditions get ``F05`` from ``address``.
+    :ivar received: (on the handler) the Prepares it saw, in order.
+    """
+    by_condition = {condition_for(f): f for f in fulfillments}
+    received = []
+
+    def handler(data: bytes) -> bytes:
+        prepare = decode_prepare(data)
+        received.append(prepare)
+        fulfillment = by_condition.get(prepare.execution_condition)
+        if fulfillment is None:
+            return encode_packet(Reject(ErrorCode.F05_WRONG_CONDITION, address, "unknown condition", b""))
+        return encode_packet(Fulfill(fulfillment, b""))
+
+    handler.received = received  # type: ignore[attr-defined]
+    return handler
