@@ -1,0 +1,115 @@
+"""The composition root: plugins found by name, routes built, service lifecycle."""
+
+import hashlib
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from twisted.internet.defer import Deferred
+from twisted.internet.task import Clock
+
+from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
+from ilptx.config import parse_config
+from ilptx.errors import ConfigError
+from ilptx.node import build_connector
+from ilptx.testing import MemoryPlugin, fulfilling_handler
+
+FULFILLMENT = b"\x01" * 32
+CONDITION = hashlib.sha256(FULFILLMENT).digest()
+
+
+class Factory:
+    """A ledger plugin factory that hands out MemoryPlugins and keeps the client sides."""
+
+    def __init__(self):
+        self.clients = {}
+        self.options = {}
+
+    def __call__(self, options, *, account_id, reactor, log):
+        plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
+        plugin.peer, client.peer = client, plugin
+        self.clients[account_id] = client
+        self.options[account_id] = options
+        return plugin
+
+
+def config(**extra):
+    data = {
+        "ilpAddress": "test.node",
+        "spread": 0,
+        "accounts": {
+            "alice": {"relation": "child", "plugin": "mem", "assetCode": "USD", "assetScale": 9,
+                      "options": {"x": {"y": [1, 2]}}},
+            "bob": {"relation": "child", "plugin": "mem", "assetCode": "USD", "assetScale": 9,
+                    "ilpAddressSegment": "robert"},
+            "up": {"relation": "parent", "plugin": "mem", "assetCode": "USD", "assetScale": 9},
+            "side": {"relation": "peer", "plugin": "mem", "assetCode": "USD", "assetScale": 9},
+        },
+        "routes": [{"targetPrefix": "g.side", "peerId": "side"}],
+    }
+    data.update(extra)
+    return parse_config(data)
+
+
+def build(**extra):
+    factory = Factory()
+    clock = Clock()
+    clock.advance(1_700_000_000)
+    connector = build_connector(config(**extra), reactor=clock, plugin_factories={"mem": factory})
+    return connector, factory, clock
+
+
+def test_unknown_plugin_names_the_key_and_installed_names():
+    """An unknown plugin name stops start-up naming the account key and what is installed."""
+    with pytest.raises(ConfigError) as info:
+        build_connector(config(), reactor=Clock(), plugin_factories={"btp": Factory(), "other": Factory()})
+    assert str(info.value) == "accounts.alice.plugin: unknown plugin 'mem'; installed: btp, other"
+
+
+def test_routes_children_static_and_default_parent():
+    """Children get <address>.<segment>, static routes apply, the parent is the default route."""
+    connector, _, _ = build()
+    table = connector.routing_table
+    assert table.resolve("test.node.alice.x") == "alice"
+    assert table.resolve("test.node.robert") == "bob"
+    assert table.resolve("test.node.bob") == "up"  # not a child segment: default route
+    assert table.resolve("g.side.1") == "side"
+    assert table.resolve("g.elsewhere") == "up"
+
+
+def test_default_route_can_be_disabled():
+    """defaultRoute '' leaves unknown destinations unroutable."""
+    connector, _, _ = build(defaultRoute="")
+    assert connector.routing_table.resolve("g.elsewhere") is None
+
+
+def test_plugin_gets_plain_options():
+    """Plugins receive their options as plain, mutable dicts and lists."""
+    _, factory, _ = build()
+    assert factory.options["alice"] == {"x": {"y": [1, 2]}}
+    assert type(factory.options["alice"]["x"]) is dict
+
+
+def test_service_connects_forwards_and_stops_cleanly():
+    """Start connects the plugins; a packet crosses; stop waits for in-flight packets then disconnects."""
+    connector, factory, clock = build()
+    connector.startService()
+    for client in factory.clients.values():
+        client.connect()
+    factory.clients["bob"].register_data_handler(fulfilling_handler([FULFILLMENT]))
+    expires = datetime(1970, 1, 1, tzinfo=timezone.utc) + timedelta(seconds=clock.seconds() + 10)
+    out = []
+    factory.clients["alice"].send_data(encode_packet(Prepare(5, expires, CONDITION, "test.node.robert.1", b""))
+                                       ).addCallback(out.append)
+    assert decode_response(out[0]) == Fulfill(FULFILLMENT, b"")
+
+    pending = Deferred()
+    factory.clients["bob"].deregister_data_handler()
+    factory.clients["bob"].register_data_handler(lambda data: pending)
+    factory.clients["alice"].send_data(encode_packet(Prepare(5, expires, CONDITION, "test.node.robert.1", b""))
+                                       ).addCallback(out.append)
+    stopped = []
+    connector.stopService().addCallback(stopped.append)
+    assert stopped == [] and connector.accounts.get("alice").plugin.connected
+    pending.callback(encode_packet(Fulfill(FULFILLMENT, b"")))
+    assert len(stopped) == 1 and len(out) == 2
+    assert not any(account.plugin.connected for account in connector.accounts)
