@@ -188,15 +188,20 @@ def parse_auth(frame: Frame) -> tuple[str, bytes]:
 # -- encoding -------------------------------------------------------------------------------
 
 def _encode_protocol_data(protocol_data: ProtocolData) -> bytes:
+    if not isinstance(protocol_data, (tuple, list)):
+        raise EncodeError(f"protocol data must be a tuple of ProtocolDataEntry, got {type(protocol_data).__name__}")
     count = len(protocol_data)
     count_raw = count.to_bytes(max(1, (count.bit_length() + 7) // 8), "big")
     parts = [encode_length(len(count_raw)), count_raw]
     for entry in protocol_data:
+        if not isinstance(entry, ProtocolDataEntry):
+            raise EncodeError(f"protocol data entries must be ProtocolDataEntry, got {type(entry).__name__}")
         name = entry.protocol_name
         if not isinstance(name, str) or not name.isascii():
             raise EncodeError(f"protocol name {name!r} must be ASCII")
-        if not isinstance(entry.content_type, int) or not 0 <= entry.content_type <= 255:
-            raise EncodeError(f"content type {entry.content_type!r} must be 0..255")
+        ct = entry.content_type
+        if not isinstance(ct, int) or isinstance(ct, bool) or not 0 <= ct <= 255:
+            raise EncodeError(f"content type {ct!r} must be 0..255")
         if not isinstance(entry.data, (bytes, bytearray)):
             raise EncodeError(f"protocol data of {name!r} must be bytes")
         parts.append(encode_var_octet_string(name.encode("ascii")))
@@ -208,13 +213,17 @@ def _encode_protocol_data(protocol_data: ProtocolData) -> bytes:
 def encode_frame(frame: Frame) -> bytes:
     """Serialize a BTP frame.
 
-    :raises EncodeError: request id not a UInt32, amount not a UInt64, error code not three
-        ASCII characters, error data over 8192 bytes, or a malformed protocol data entry.
+    :raises EncodeError: not a frame, request id not a UInt32, amount not a UInt64, error
+        code not three ASCII characters, error name or triggeredAt not an ASCII ``str``, error
+        data not bytes or over 8192 bytes, or a malformed protocol data entry. Never any
+        other exception.
     """
-    rid = frame.request_id
-    if not isinstance(rid, int) or not 0 <= rid <= 0xFFFFFFFF:
-        raise EncodeError(f"request id {rid!r} is not a UInt32")
     cls = type(frame)
+    if cls not in (Message, Response, Transfer, Error):
+        raise EncodeError(f"not a BTP frame: {cls.__name__}")
+    rid = frame.request_id
+    if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid <= 0xFFFFFFFF:
+        raise EncodeError(f"request id {rid!r} is not a UInt32")
     pd = _encode_protocol_data(frame.protocol_data)
     if cls is Message:
         type_id, body = TYPE_MESSAGE, pd
@@ -229,10 +238,13 @@ def encode_frame(frame: Frame) -> bytes:
         code = frame.code
         if not isinstance(code, str) or len(code) != 3 or not code.isascii():
             raise EncodeError(f"BTP error code {code!r} must be 3 ASCII characters")
+        if not isinstance(frame.data, (bytes, bytearray)):
+            raise EncodeError(f"BTP error data must be bytes, got {type(frame.data).__name__}")
         if len(frame.data) > MAX_ERROR_DATA_LENGTH:
             raise EncodeError(f"BTP error data is {len(frame.data)} bytes, more than {MAX_ERROR_DATA_LENGTH}")
-        if not frame.name.isascii() or not frame.triggered_at.isascii():
-            raise EncodeError("BTP error name and triggeredAt must be ASCII")
+        for what, text in (("name", frame.name), ("triggeredAt", frame.triggered_at)):
+            if not isinstance(text, str) or not text.isascii():
+                raise EncodeError(f"BTP error {what} must be an ASCII str, got {text!r}")
         type_id = TYPE_ERROR
         body = b"".join((
             code.encode("ascii"),
@@ -241,8 +253,6 @@ def encode_frame(frame: Frame) -> bytes:
             encode_var_octet_string(bytes(frame.data)),
             pd,
         ))
-    else:
-        raise EncodeError(f"not a BTP frame: {cls.__name__}")
     return bytes((type_id,)) + rid.to_bytes(4, "big") + encode_length(len(body)) + body
 
 

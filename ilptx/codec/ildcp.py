@@ -47,11 +47,14 @@ class IldcpResponse:
     asset_code: str
 
     def encode(self) -> bytes:
-        """:raises EncodeError: address outside the ASN.1 charset, or scale not a UInt8."""
-        if not has_address_charset(self.client_address):
+        """:raises EncodeError: address outside the ASN.1 charset, scale not a UInt8, or
+        asset code not a ``str``."""
+        if not isinstance(self.client_address, str) or not has_address_charset(self.client_address):
             raise EncodeError(f"client address {self.client_address!r} is not a valid ILP address")
-        if not isinstance(self.asset_scale, int) or not 0 <= self.asset_scale <= 255:
+        if not isinstance(self.asset_scale, int) or isinstance(self.asset_scale, bool) or not 0 <= self.asset_scale <= 255:
             raise EncodeError(f"asset scale {self.asset_scale!r} is not a UInt8")
+        if not isinstance(self.asset_code, str):
+            raise EncodeError(f"asset code must be a str, got {type(self.asset_code).__name__}")
         return (
             encode_var_octet_string(self.client_address.encode("ascii"))
             + bytes((self.asset_scale,))

@@ -171,7 +171,7 @@ class AmountTooLargeData:
     def encode(self) -> bytes:
         """:returns: 16 bytes: received amount then maximum amount, big-endian UInt64."""
         for v in (self.received_amount, self.maximum_amount):
-            if not isinstance(v, int) or not 0 <= v <= UINT64_MAX:
+            if not isinstance(v, int) or isinstance(v, bool) or not 0 <= v <= UINT64_MAX:
                 raise EncodeError(f"{v!r} is not a UInt64")
         return self.received_amount.to_bytes(8, "big") + self.maximum_amount.to_bytes(8, "big")
 
@@ -195,12 +195,17 @@ def encode_timestamp(when: datetime) -> bytes:
     """Encode an ILP ``Timestamp`` (``PrintableString (SIZE(17))``): ``YYYYMMDDHHmmssSSS`` in UTC.
 
     :param when: an aware datetime; converted to UTC, truncated to milliseconds.
-    :raises EncodeError: naive datetime.
+    :raises EncodeError: not a datetime, naive, or outside years 1..9999 once in UTC.
     """
-    if when.tzinfo is None:
+    if not isinstance(when, datetime):
+        raise EncodeError(f"expires_at must be a datetime, got {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
         raise EncodeError("expires_at must be timezone-aware (UTC)")
     if when.tzinfo is not _UTC:
-        when = when.astimezone(_UTC)
+        try:
+            when = when.astimezone(_UTC)
+        except OverflowError:
+            raise EncodeError(f"expires_at {when.isoformat()} is outside years 1..9999 in UTC") from None
     return (
         "%04d%02d%02d%02d%02d%02d%03d"
         % (when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond // 1000)
