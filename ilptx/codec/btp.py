@@ -131,8 +131,19 @@ Frame = Union[Response, Error, Message, Transfer]
 
 
 def generalized_time(when: datetime) -> str:
-    """Format an aware datetime as BTP GeneralizedTime: ``YYYYMMDDHHmmss.SSSZ`` (UTC)."""
-    when = when.astimezone(timezone.utc)
+    """Format an aware datetime as BTP GeneralizedTime: ``YYYYMMDDHHmmss.SSSZ`` (UTC).
+
+    :raises EncodeError: not a datetime, naive (``astimezone`` would silently read a naive
+        value as the machine's local time), or outside years 1..9999 once in UTC.
+    """
+    if not isinstance(when, datetime):
+        raise EncodeError(f"expected a datetime, got {type(when).__name__}")
+    if when.tzinfo is None or when.utcoffset() is None:
+        raise EncodeError("GeneralizedTime needs a timezone-aware datetime")
+    try:
+        when = when.astimezone(timezone.utc)
+    except OverflowError:
+        raise EncodeError(f"{when.isoformat()} is outside years 1..9999 in UTC") from None
     return "%04d%02d%02d%02d%02d%02d.%03dZ" % (
         when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond // 1000,
     )

@@ -138,6 +138,20 @@ def test_btp_error_data_at_the_limit_is_fine():
 
 
 @pytest.mark.parametrize(
+    "when",
+    [
+        pytest.param(datetime(2020, 1, 1, 12, 0), id="naive"),
+        pytest.param("2020-01-01T12:00:00Z", id="str"),
+        pytest.param(datetime(1, 1, 1, tzinfo=timezone(timedelta(hours=1))), id="year-0-in-utc"),
+    ],
+)
+def test_generalized_time_refuses(when):
+    """generalized_time raises EncodeError for a naive datetime instead of reading it as local time."""
+    with pytest.raises(EncodeError):
+        btp.generalized_time(when)
+
+
+@pytest.mark.parametrize(
     "value",
     [
         pytest.param(ildcp.IldcpResponse("g.a b", 2, "XRP"), id="address-space"),
