@@ -7,6 +7,7 @@ import json
 import pytest
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
+from twisted.logger import Logger
 
 from ilptx.codec.btp import (
     Error,
@@ -75,8 +76,9 @@ def make(role=Role.SERVER, **kw):
     clock.advance(1514764799.5)  # 2017-12-31T23:59:59.5Z
     if role is Role.SERVER:
         kw.setdefault("secret", SECRET)
+    owner.events = []
     session = BtpSession(role=role, send=wire.send, close=wire.close, clock=clock, owner=owner,
-                         account_id="alice", **kw)
+                         account_id="alice", log=Logger(observer=owner.events.append), **kw)
     return session, clock, owner, wire
 
 
@@ -316,6 +318,7 @@ def test_handler_exception_becomes_f00_error_with_json_message():
     err = wire.last()
     assert (err.request_id, err.code, err.name, err.data) == (43, "F00", "NotAcceptedError", b'{"message":"boom"}')
     assert session.state is State.OPEN
+    assert [e["account"] for e in owner.events if "log_failure" in e] == ["alice"]
 
 
 def test_handler_exception_named_like_btp_error_keeps_its_code():
