@@ -19,7 +19,8 @@ from __future__ import annotations
 import re
 from typing import Optional
 
-from OpenSSL.crypto import FILETYPE_PEM
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from twisted.internet import ssl
 from twisted.internet.abstract import isIPv6Address
 from twisted.internet.endpoints import (
@@ -56,8 +57,16 @@ def load_certificates(path: str) -> list[ssl.Certificate]:
     return [ssl.Certificate.loadPEM(block) for block in blocks]
 
 
-def _load_key(path: str) -> ssl.KeyPair:
-    return ssl.KeyPair.load(_read(path), FILETYPE_PEM)
+def _load_chain(path: str) -> list[x509.Certificate]:
+    # ``cryptography`` objects: pyOpenSSL deprecates its own X509/PKey for contexts
+    chain = x509.load_pem_x509_certificates(_read(path))
+    if not chain:  # pragma: no cover - cryptography raises first
+        raise ValueError(f"{path}: no PEM certificate found")
+    return chain
+
+
+def _load_key(path: str):
+    return load_pem_private_key(_read(path), password=None)
 
 
 def server_tls_options(cert: str, key: str, ca: Optional[str] = None) -> ssl.CertificateOptions:
@@ -68,16 +77,16 @@ def server_tls_options(cert: str, key: str, ca: Optional[str] = None) -> ssl.Cer
     :param ca: PEM file of CA certificates; when given, clients must present a certificate
         they issued (the handshake fails otherwise).
     """
-    chain = load_certificates(cert)
+    chain = _load_chain(cert)
     kwargs = {}
     if ca is not None:
         kwargs["trustRoot"] = ssl.trustRootFromCertificates(load_certificates(ca))
     else:
         kwargs["requireCertificate"] = False
     return ssl.CertificateOptions(
-        privateKey=_load_key(key).original,
-        certificate=chain[0].original,
-        extraCertChain=[c.original for c in chain[1:]],
+        privateKey=_load_key(key),
+        certificate=chain[0],
+        extraCertChain=chain[1:],
         raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
         **kwargs,
     )
@@ -94,14 +103,14 @@ def client_tls_options(hostname: str, ca: Optional[str] = None, cert: Optional[s
     :returns: an ``IOpenSSLClientConnectionCreator``.
     """
     trust = ssl.trustRootFromCertificates(load_certificates(ca)) if ca is not None else None
-    client_cert = None
+    extra = {"raiseMinimumTo": ssl.TLSVersion.TLSv1_2}
     if cert is not None:
         if key is None:
             raise ValueError("a client certificate needs its key")
-        client_cert = ssl.PrivateCertificate.fromCertificateAndKeyPair(
-            load_certificates(cert)[0], _load_key(key))
-    return ssl.optionsForClientTLS(hostname, trustRoot=trust, clientCertificate=client_cert,
-                                   extraCertificateOptions={"raiseMinimumTo": ssl.TLSVersion.TLSv1_2})
+        # what optionsForClientTLS(clientCertificate=...) would set, as cryptography objects
+        chain = _load_chain(cert)
+        extra.update(privateKey=_load_key(key), certificate=chain[0], extraCertChain=chain[1:])
+    return ssl.optionsForClientTLS(hostname, trustRoot=trust, extraCertificateOptions=extra)
 
 
 def listen_endpoint(reactor, port: int, host: str = "0.0.0.0", tls=None) -> IStreamServerEndpoint:
