@@ -1,0 +1,181 @@
+#!/usr/bin/env bash
+# Packet-switching benchmark: the same BTP load against the JS reference
+# connector (ilp-connector 23.0.2) and against ilptx, one after the other.
+#
+#   cd bench && npm ci && cd ..     # once
+#   bench/run.sh                    # both connectors
+#   ONLY=ilptx bench/run.sh         # or ONLY=reference
+#
+# Knobs (environment): PACKETS (10000), CONCURRENCY (50), WARMUP (500),
+# ONLY (both|reference|ilptx), PYTHON (interpreter with ilptx and Twisted;
+# default: $VIRTUAL_ENV/bin/python, else /work/venv/bin/python, else python3).
+#
+# Each connector runs alone with the load generator: on a 2-core machine the
+# connector is pinned to CPU 0 and the load generator to CPU 1 (if taskset
+# exists). Everything listens on 127.0.0.1 only. Logs and a results.jsonl go
+# to bench/results/<timestamp>/.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(dirname "$HERE")"
+
+PACKETS="${PACKETS:-10000}"
+CONCURRENCY="${CONCURRENCY:-50}"
+WARMUP="${WARMUP:-500}"
+ONLY="${ONLY:-both}"
+ILP_ADDRESS="test.bench"
+
+# ilptx's ports are in bench/connector.yml; the reference gets its own.
+ILPTX_ALICE_PORT=37768
+ILPTX_BOB_PORT=37769
+REF_ALICE_PORT=37778
+REF_BOB_PORT=37779
+
+if [[ -z "${PYTHON:-}" ]]; then
+  if [[ -n "${VIRTUAL_ENV:-}" && -x "$VIRTUAL_ENV/bin/python" ]]; then
+    PYTHON="$VIRTUAL_ENV/bin/python"
+  elif [[ -x /work/venv/bin/python ]]; then
+    PYTHON=/work/venv/bin/python
+  else
+    PYTHON=python3
+  fi
+fi
+
+if [[ ! -d "$HERE/node_modules/ilp-connector" || ! -d "$HERE/node_modules/ilp-plugin-btp" ]]; then
+  echo "bench/run.sh: bench/node_modules is missing; run: (cd bench && npm ci)" >&2
+  exit 2
+fi
+
+CONNECTOR_CPU=()
+LOADGEN_CPU=()
+if command -v taskset >/dev/null && [[ "$(nproc)" -ge 2 ]]; then
+  CONNECTOR_CPU=(taskset -c 0)
+  LOADGEN_CPU=(taskset -c 1)
+fi
+
+OUT="$HERE/results/$(date -u +%Y%m%dT%H%M%SZ)"
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+
+CONNECTOR_PID=""
+cleanup() {
+  if [[ -n "$CONNECTOR_PID" ]] && kill -0 "$CONNECTOR_PID" 2>/dev/null; then
+    kill -TERM "$CONNECTOR_PID" 2>/dev/null || true
+    wait "$CONNECTOR_PID" 2>/dev/null || true
+  fi
+}
+trap cleanup EXIT
+
+port_open() {  # port_open PORT: does 127.0.0.1:PORT accept a TCP connection?
+  (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+wait_for_ports() {  # wait_for_ports NAME LOG PORT...: up to 20 s, while the connector lives
+  local name="$1" log="$2"; shift 2
+  local deadline=$((SECONDS + 20)) port
+  for port in "$@"; do
+    until port_open "$port"; do
+      if ! kill -0 "$CONNECTOR_PID" 2>/dev/null; then
+        echo "bench/run.sh: $name exited before listening on $port; log: $log" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+      fi
+      if (( SECONDS >= deadline )); then
+        echo "bench/run.sh: $name not listening on $port after 20 s; log: $log" >&2
+        tail -n 30 "$log" >&2
+        exit 1
+      fi
+      sleep 0.1
+    done
+  done
+}
+
+stop_connector() {  # SIGTERM, up to 10 s, then SIGKILL
+  local name="$1" i
+  kill -TERM "$CONNECTOR_PID" 2>/dev/null || true
+  for i in $(seq 100); do
+    kill -0 "$CONNECTOR_PID" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$CONNECTOR_PID" 2>/dev/null; then
+    echo "bench/run.sh: $name still running 10 s after SIGTERM; killing it" >&2
+    kill -KILL "$CONNECTOR_PID" 2>/dev/null || true
+  fi
+  wait "$CONNECTOR_PID" 2>/dev/null || true
+  CONNECTOR_PID=""
+}
+
+bench_one() {  # bench_one LABEL ALICE_PORT BOB_PORT LOG COMMAND...
+  local label="$1" alice="$2" bob="$3" log="$4"; shift 4
+  local port
+  for port in "$alice" "$bob"; do
+    if port_open "$port"; then
+      echo "bench/run.sh: 127.0.0.1:$port is already in use; stop whatever holds it" >&2
+      exit 1
+    fi
+  done
+  echo "== $label: starting (log: $log)" >&2
+  "${CONNECTOR_CPU[@]}" "$@" >"$log" 2>&1 &
+  CONNECTOR_PID=$!
+  wait_for_ports "$label" "$log" "$alice" "$bob"
+
+  echo "== $label: $WARMUP warm-up + $PACKETS packets, $CONCURRENCY in flight" >&2
+  local output status=0
+  output="$("${LOADGEN_CPU[@]}" node "$HERE/loadgen.js" \
+      --label "$label" \
+      --sender "btp+ws://:alice_secret@127.0.0.1:$alice" \
+      --receiver "btp+ws://:bob_secret@127.0.0.1:$bob" \
+      --destination "$ILP_ADDRESS.bob.x" \
+      --packets "$PACKETS" --concurrency "$CONCURRENCY" --warmup "$WARMUP")" || status=$?
+  stop_connector "$label"
+  if [[ -n "$output" ]]; then
+    head -n 1 <<<"$output" >>"$RESULTS"
+    SUMMARIES+=("$(tail -n 1 <<<"$output")")
+  fi
+  if (( status != 0 )); then
+    echo "bench/run.sh: load generator failed against $label (exit $status); connector log: $log" >&2
+    tail -n 30 "$log" >&2
+    FAILED=1
+  fi
+}
+
+SUMMARIES=()
+FAILED=0
+
+if [[ "$ONLY" == both || "$ONLY" == reference ]]; then
+  REF_ACCOUNTS=$(cat <<EOF
+{"alice":{"relation":"child","assetCode":"USD","assetScale":9,"plugin":"ilp-plugin-btp",
+  "rateLimit":{"refillPeriod":1000,"refillCount":1000000},
+  "options":{"listener":{"port":$REF_ALICE_PORT,"secret":"alice_secret","wsOpts":{"host":"127.0.0.1","port":$REF_ALICE_PORT}}}},
+ "bob":{"relation":"child","assetCode":"USD","assetScale":9,"plugin":"ilp-plugin-btp",
+  "rateLimit":{"refillPeriod":1000,"refillCount":1000000},
+  "options":{"listener":{"port":$REF_BOB_PORT,"secret":"bob_secret","wsOpts":{"host":"127.0.0.1","port":$REF_BOB_PORT}}}}}
+EOF
+)
+  # ilp-plugin-btp 1.5.0 ignores listener.host; wsOpts.host binds 127.0.0.1.
+  # rateLimit: the reference's default bucket is 10000 packets/min per account,
+  # which a 10000-packet run exceeds (T05); both connectors get 1e6/s instead.
+  bench_one reference "$REF_ALICE_PORT" "$REF_BOB_PORT" "$OUT/reference.log" \
+    env -u DEBUG \
+      CONNECTOR_ILP_ADDRESS="$ILP_ADDRESS" \
+      CONNECTOR_BACKEND=one-to-one \
+      CONNECTOR_SPREAD=0 \
+      CONNECTOR_STORE=memory \
+      CONNECTOR_ACCOUNTS="$REF_ACCOUNTS" \
+      node "$HERE/node_modules/ilp-connector/dist/index.js"
+fi
+
+if [[ "$ONLY" == both || "$ONLY" == ilptx ]]; then
+  # twistd, not `python -m twisted` (that is `twist`, which has no -n/--pidfile).
+  bench_one ilptx "$ILPTX_ALICE_PORT" "$ILPTX_BOB_PORT" "$OUT/ilptx.log" \
+    env -C "$ROOT" "$PYTHON" -c 'import sys; from twisted.scripts.twistd import run; sys.exit(run())' \
+      -n --pidfile= ilpconnector --config "$HERE/connector.yml"
+fi
+
+echo
+echo "Results ($PACKETS packets after $WARMUP warm-up, $CONCURRENCY in flight; $OUT):"
+for line in "${SUMMARIES[@]}"; do
+  echo "  $line"
+done
+exit "$FAILED"
