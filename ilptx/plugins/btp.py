@@ -87,7 +87,7 @@ import hyperlink
 from twisted.application.internet import ClientService
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -634,7 +634,7 @@ class BtpPlugin:
         def not_listening(failure: Failure) -> None:
             self._running = False
             self._log.failure("{account}: cannot listen for BTP connections", failure,
-                              account=self.account_id)
+                              LogLevel.error, account=self.account_id)
             self._fire_ready(failure)
 
         endpoint.listen(factory).addCallbacks(listening, not_listening)
@@ -685,6 +685,8 @@ class BtpPlugin:
                        reason=reason)
 
     def _dial_failed(self, reason: Failure) -> None:
+        if not self._running:  # disconnect() cancelled the attempt
+            return
         self._log.warn("{account}: cannot connect to BTP server {url}: {reason.value}",
                        account=self.account_id, url=self.options.server.ws_url, reason=reason)
 
@@ -714,7 +716,8 @@ class BtpPlugin:
             try:
                 listener(connected)
             except Exception:
-                self._log.failure("{account}: connection listener failed", account=self.account_id)
+                self._log.failure("{account}: connection listener failed", None, LogLevel.error,
+                                  account=self.account_id)
 
 
 @hookimpl

@@ -50,7 +50,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
 from twisted.internet.defer import Deferred
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
 from ilptx.codec.btp import (
@@ -306,6 +306,7 @@ class BtpSession:
         """
         if self.role is not Role.CLIENT or self.state is not State.AUTHENTICATING:
             raise RuntimeError(f"cannot start authentication on {self!r}")
+        self.username = username
         d = self._request(lambda rid: Message(
             rid, auth_message(rid, token, username).protocol_data + tuple(extra_entries)))
         d.addCallbacks(self._auth_accepted, self._auth_not_accepted)
@@ -441,7 +442,7 @@ class BtpSession:
 
     def _answer_failure(self, failure: Failure, rid: int, which: str) -> None:
         self._log.failure("{account}: {which} handler failed on BTP request {request_id}",
-                          failure, account=self._account_id, which=which, request_id=rid)
+                          failure, LogLevel.error, account=self._account_id, which=which, request_id=rid)
         code, name, data = btp_error_for_exception(failure.value)
         self._send_error(rid, code, name, data)
 

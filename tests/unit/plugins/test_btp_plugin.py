@@ -386,6 +386,21 @@ def test_registering_twice_raises():
     plugin.register_data_handler(lambda d: b"")
 
 
+def test_failing_connection_listener_does_not_stop_the_others():
+    """A listener that raises is logged; the listeners after it are still told."""
+    net = Net()
+    server = net.plugin(SERVER_OPTIONS, "bob")
+    told = []
+    server.add_connection_listener(lambda state: 1 / 0)
+    server.add_connection_listener(told.append)
+    result_of(server.connect())
+    client = net.plugin(CLIENT_OPTIONS, "alice")
+    client.connect()
+    net.accept()
+    assert told == [True]
+    assert any(e.get("log_failure") and e["log_failure"].check(ZeroDivisionError) for e in net.events)
+
+
 def test_every_log_event_names_the_account():
     """Every event the plugin logs during a session carries its account id."""
     net, server, client, pump, *_ = connected_pair()

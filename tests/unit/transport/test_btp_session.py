@@ -7,7 +7,7 @@ import json
 import pytest
 from twisted.internet.defer import CancelledError, Deferred, fail, succeed
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 
 from ilptx.codec.btp import (
     Error,
@@ -318,7 +318,7 @@ def test_handler_exception_becomes_f00_error_with_json_message():
     err = wire.last()
     assert (err.request_id, err.code, err.name, err.data) == (43, "F00", "NotAcceptedError", b'{"message":"boom"}')
     assert session.state is State.OPEN
-    assert [e["account"] for e in owner.events if "log_failure" in e] == ["alice"]
+    assert [(e["account"], e["log_level"]) for e in owner.events if "log_failure" in e] == [("alice", LogLevel.error)]
 
 
 def test_handler_exception_named_like_btp_error_keeps_its_code():
