@@ -176,6 +176,29 @@ def test_server_listens_on_host_and_port():
     assert not server.is_connected()
 
 
+def test_missing_tls_file_fails_connect():
+    """A listener whose cert file does not exist errbacks connect() and does not listen."""
+    net = Net()
+    server = net.plugin({"listener": {"port": 0, "secret": "s", "cert": "/nonexistent/c.pem",
+                                      "key": "/nonexistent/k.pem"}}, "bob")
+    assert failure_of(server.connect()).check(OSError)
+    assert net.reactor.sslServers == [] and net.reactor.tcpServers == []
+
+
+def test_connect_called_twice_fires_both():
+    """Two connect() calls before the first authentication both fire once it succeeds; later calls succeed at once."""
+    net = Net()
+    server = net.plugin(SERVER_OPTIONS, "bob")
+    result_of(server.connect())
+    client = net.plugin(CLIENT_OPTIONS, "alice")
+    first, second = client.connect(), client.connect()
+    assert not first.called and not second.called
+    net.accept()
+    assert result_of(first) is None and result_of(second) is None
+    assert result_of(client.connect()) is None
+    assert len(net.reactor.tcpClients) == 1
+
+
 def test_client_connects_and_authenticates():
     """A client's connect() fires after the server accepted its auth; both sides report True."""
     net, server, client, pump, server_states, client_states = connected_pair()
