@@ -2,13 +2,14 @@
 # Packet-switching benchmark: the same BTP load against the JS reference
 # connector (ilp-connector 23.0.2) and against ilptx, one after the other.
 #
-#   cd bench && npm ci && cd ..     # once
-#   bench/run.sh                    # both connectors
+#   bench/run.sh                    # both connectors (npm ci in bench/ on first use)
 #   ONLY=ilptx bench/run.sh         # or ONLY=reference
 #
 # Knobs (environment): PACKETS (10000), CONCURRENCY (50), WARMUP (500),
 # ONLY (both|reference|ilptx), PYTHON (interpreter with ilptx and Twisted;
-# default: $VIRTUAL_ENV/bin/python, else /work/venv/bin/python, else python3).
+# default: $VIRTUAL_ENV/bin/python, else .venv/bin/python, else
+# /work/venv/bin/python, else python3). Runs `npm ci` in bench/ if
+# bench/node_modules is missing.
 #
 # Each connector runs alone with the load generator: on a 2-core machine the
 # connector is pinned to CPU 0 and the load generator to CPU 1 (if taskset
@@ -34,6 +35,8 @@ REF_BOB_PORT=37779
 if [[ -z "${PYTHON:-}" ]]; then
   if [[ -n "${VIRTUAL_ENV:-}" && -x "$VIRTUAL_ENV/bin/python" ]]; then
     PYTHON="$VIRTUAL_ENV/bin/python"
+  elif [[ -x "$ROOT/.venv/bin/python" ]]; then
+    PYTHON="$ROOT/.venv/bin/python"
   elif [[ -x /work/venv/bin/python ]]; then
     PYTHON=/work/venv/bin/python
   else
@@ -42,8 +45,8 @@ if [[ -z "${PYTHON:-}" ]]; then
 fi
 
 if [[ ! -d "$HERE/node_modules/ilp-connector" || ! -d "$HERE/node_modules/ilp-plugin-btp" ]]; then
-  echo "bench/run.sh: bench/node_modules is missing; run: (cd bench && npm ci)" >&2
-  exit 2
+  echo "bench/run.sh: bench/node_modules is missing; running npm ci in bench/" >&2
+  (cd "$HERE" && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 CONNECTOR_CPU=()
