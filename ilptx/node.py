@@ -9,7 +9,7 @@ from collections.abc import Mapping
 from typing import Callable, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import DeferredList, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
@@ -38,12 +38,15 @@ class Connector(Service):
     log = Logger()
 
     def __init__(self, config: ConnectorConfig, accounts: Accounts, routing_table: RoutingTable,
-                 switch: PacketSwitch, rate_backend) -> None:
+                 switch: PacketSwitch, rate_backend, reactor) -> None:
         self.config = config
+        self.reactor = reactor
         self.accounts = accounts
         self.routing_table = routing_table
         self.switch = switch
         self.rate_backend = rate_backend
+        #: after startService: ``Deferred[None]``, see :meth:`_when_ready`
+        self.ready: Optional[Deferred] = None
 
     @property
     def address(self) -> str:
@@ -55,17 +58,45 @@ class Connector(Service):
         self.log.info("ilptx connector {address} starting with {count} accounts",
                       address=self.address, count=len(self.accounts))
         self.rate_backend.connect()
+        connecting = []
         for account in self.accounts:
             d = maybeDeferred(account.plugin.connect)
             d.addCallbacks(self._connected, self._connect_failed, callbackArgs=(account,), errbackArgs=(account,))
+            connecting.append(d)
+        self.ready = self._when_ready(DeferredList(connecting))
 
-    def _connected(self, _, account: Account) -> None:
+    def _when_ready(self, all_connected: Deferred) -> Deferred:
+        """Fire once every plugin connected (or failed to), or after ``initialConnectTimeout``
+        ms, whichever is first, as the reference waits before it starts its other services.
+        Plugins still connecting keep trying in the background."""
+        ready = Deferred()
+        timeout_ms = self.config.raw["initialConnectTimeout"]
+
+        def give_up() -> None:
+            waiting = [a.id for a in self.accounts if not a.plugin.is_connected()]
+            self.log.warn("initialConnectTimeout ({ms} ms): still connecting {accounts}",
+                          ms=timeout_ms, accounts=waiting)
+            ready.callback(None)
+
+        timer = self.reactor.callLater(timeout_ms / 1000.0, give_up)
+
+        def done(_):
+            if timer.active():
+                timer.cancel()
+                ready.callback(None)
+
+        all_connected.addCallback(done)
+        return ready
+
+    def _connected(self, _, account: Account) -> bool:
         self.log.info("account {account} ({relation}) plugin {plugin} started",
                       account=account.id, relation=account.relation, plugin=account.plugin_name)
+        return True
 
-    def _connect_failed(self, failure, account: Account) -> None:
+    def _connect_failed(self, failure, account: Account) -> bool:
         self.log.failure("account {account}: plugin {plugin} failed to start", failure,
                          account=account.id, plugin=account.plugin_name)
+        return False
 
     @inlineCallbacks
     def stopService(self):
@@ -156,7 +187,7 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         account.plugin.register_data_handler(switch.data_handler(account))
         account.plugin.register_money_handler(_money_logger(log, account))
 
-    return Connector(config, accounts, table, switch, rate_backend)
+    return Connector(config, accounts, table, switch, rate_backend, reactor)
 
 
 def _money_logger(log: Logger, account: Account) -> Callable[[int], None]:

@@ -218,6 +218,11 @@ def _decode_response(data: bytes):
 
 
 def _send_failed(failure: Failure, account: Account):
-    if failure.check(IlpError, CancelledError):
-        return failure
+    """The next hop's plugin failed to deliver: keep its ILP code (T01 not connected, F02 for a
+    BTP Error or plugin timeout, as the reference), with the reference's wording."""
+    if failure.check(CancelledError):
+        return failure  # our own expiry timer: the expire middleware reports R00
+    exc = failure.value
+    if isinstance(exc, IlpError):
+        raise IlpError(f"failed to send packet: {exc.message}", exc.data, code=exc.code)
     raise PeerUnreachableError(f"failed to send packet to account {account.id}: {failure.getErrorMessage()}")

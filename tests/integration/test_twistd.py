@@ -49,7 +49,12 @@ def test_unknown_plugin_names_installed_plugins(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_embedded_default_config_boots_and_stops_cleanly(run_connector, sig):
-    """With no --config the embedded default runs; SIGTERM/SIGINT stop it with status 0."""
+    """With no --config the embedded default runs; SIGTERM/SIGINT stop it cleanly.
+
+    twistd re-raises the stop signal once the reactor has shut down cleanly (the POSIX
+    convention, which systemd counts as a clean stop), so the status is 0 or -signal; the
+    log proves the connector itself stopped in order.
+    """
     ports = [free_port(), free_port()]
     accounts = {name: {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
                        "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": name}}}
@@ -58,8 +63,9 @@ def test_embedded_default_config_boots_and_stops_cleanly(run_connector, sig):
     connector = run_connector([], env={"CONNECTOR_ACCOUNTS": json.dumps(accounts)})
     for port in ports:
         wait_for_port(port, connector.proc)
-    assert connector.stop(sig) == 0, connector.output()
+    assert connector.stop(sig) in (0, -sig), connector.output()
     out = connector.output()
+    assert "Server Shut Down." in out
     assert "ilptx connector test.ilptx starting with 2 accounts" in out
     assert "ilptx connector test.ilptx stopped" in out
     assert "Traceback" not in out

@@ -113,3 +113,28 @@ def test_service_connects_forwards_and_stops_cleanly():
     pending.callback(encode_packet(Fulfill(FULFILLMENT, b"")))
     assert len(stopped) == 1 and len(out) == 2
     assert not any(account.plugin.connected for account in connector.accounts)
+
+
+def test_ready_fires_after_initial_connect_timeout_when_a_peer_never_connects():
+    """ready fires after initialConnectTimeout (ms) even if a plugin is still connecting."""
+    factory = Factory()
+    clock = Clock()
+    connector = build_connector(config(initialConnectTimeout=2500), reactor=clock, plugin_factories={"mem": factory})
+    never = Deferred()
+    connector.accounts.get("side").plugin.connect = lambda: never
+    connector.startService()
+    fired = []
+    connector.ready.addCallback(fired.append)
+    clock.advance(2.4)
+    assert fired == []
+    clock.advance(0.2)
+    assert fired == [None]
+
+
+def test_ready_fires_as_soon_as_all_plugins_connected():
+    """ready fires at once when every plugin connects, and leaves no timer behind."""
+    connector, _, clock = build()
+    connector.startService()
+    fired = []
+    connector.ready.addCallback(fired.append)
+    assert fired == [None] and clock.getDelayedCalls() == []

@@ -288,3 +288,26 @@ def test_unexpected_exception_becomes_t00():
 
     h.switch.rate_backend = Broken()
     assert h.send("alice", h.prepare("test.connector.bob")).code == "T00"
+
+
+def test_plugin_error_keeps_code_with_reference_wording():
+    """A next hop's plugin failure keeps its ILP code; the message reads 'failed to send packet: ...'."""
+    from twisted.internet.defer import fail
+
+    from ilptx.errors import IlpError
+
+    h = Harness()
+    bob = h.accounts.get("bob").plugin
+    bob.send_data = lambda data: fail(IlpError("peer said no", code="F02"))
+    result = h.send("alice", h.prepare("test.connector.bob"))
+    assert (result.code, result.message, result.triggered_by) == ("F02", "failed to send packet: peer said no", ADDRESS)
+
+
+def test_plugin_crash_is_t01():
+    """A non-ILP exception from the next hop's plugin becomes T01 Peer Unreachable."""
+    from twisted.internet.defer import fail
+
+    h = Harness()
+    h.accounts.get("bob").plugin.send_data = lambda data: fail(ConnectionResetError("gone"))
+    result = h.send("alice", h.prepare("test.connector.bob"))
+    assert result.code == "T01" and "gone" in result.message
