@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from procs import Connector
+from procs import Process, twistd_connector
 
 
 @pytest.fixture
-def run_connector():
-    """Factory fixture: ``run_connector(args, env)`` starts a twistd connector; all are killed at teardown."""
-    started: list[Connector] = []
+def processes():
+    """Start processes with ``processes.connector(args, env)`` / ``processes.run(argv, env)``;
+    every one still running is killed at teardown."""
 
-    def start(args: list[str], env: dict | None = None) -> Connector:
-        connector = Connector(args, env)
-        started.append(connector)
-        return connector
+    class Started(list):
+        def connector(self, args, env=None) -> Process:
+            self.append(twistd_connector(args, env))
+            return self[-1]
 
-    yield start
-    for connector in started:
-        connector.close()
+        def run(self, argv, env=None) -> Process:
+            self.append(Process(argv, env))
+            return self[-1]
+
+    started = Started()
+    yield started
+    for process in started:
+        process.close()
