@@ -54,6 +54,7 @@ class Connector(Service):
         return self.switch.address
 
     def startService(self) -> None:
+        """Connect every ledger plugin; :attr:`ready` tells when they are up (or gave up waiting)."""
         super().startService()
         self.log.info("ilptx connector {address} starting with {count} accounts",
                       address=self.address, count=len(self.accounts))
@@ -100,6 +101,10 @@ class Connector(Service):
 
     @inlineCallbacks
     def stopService(self):
+        """Refuse new Prepares, answer those in flight, disconnect the plugins.
+
+        :returns: ``Deferred[None]`` (twistd waits for it before exiting).
+        """
         super().stopService()
         in_flight = self.switch.in_flight()
         if in_flight:

@@ -88,22 +88,27 @@ class MemoryPlugin:
         return maybeDeferred(peer.money_handler, amount)
 
     def register_data_handler(self, handler: Callable) -> None:
+        """See ILedgerPlugin.register_data_handler."""
         if self.data_handler is not None:
             raise RuntimeError("a data handler is already registered")
         self.data_handler = handler
 
     def deregister_data_handler(self) -> None:
+        """See ILedgerPlugin.deregister_data_handler."""
         self.data_handler = None
 
     def register_money_handler(self, handler: Callable) -> None:
+        """See ILedgerPlugin.register_money_handler."""
         if self.money_handler is not None:
             raise RuntimeError("a money handler is already registered")
         self.money_handler = handler
 
     def deregister_money_handler(self) -> None:
+        """See ILedgerPlugin.deregister_money_handler."""
         self.money_handler = None
 
     def add_connection_listener(self, listener: Callable[[bool], None]) -> None:
+        """See ILedgerPlugin.add_connection_listener."""
         self._listeners.append(listener)
 
 

@@ -32,6 +32,7 @@ class ErrorHandlerMiddleware:
         self._address = address
 
     def handle(self, account, prepare, next_handler) -> Deferred:
+        """See :meth:`ilptx.interfaces.IMiddleware.handle`; never fails: errors become Rejects."""
         try:
             d = next_handler(account, prepare)
         except IlpError as exc:

@@ -26,6 +26,7 @@ class ExpireMiddleware:
         self._clock = clock
 
     def handle(self, account, prepare, next_handler) -> Deferred:
+        """See :meth:`ilptx.interfaces.IMiddleware.handle`; fails with R00 at ``prepare.expires_at``."""
         d = next_handler(account, prepare)
         if d.called:
             return d

@@ -26,9 +26,12 @@ _sha256 = hashlib.sha256
 
 @implementer(IMiddleware)
 class ValidateFulfillmentMiddleware:
+    """Checks SHA-256(fulfillment) == execution condition on every Fulfill from the next hop."""
+
     name = "validateFulfillment"
 
     def handle(self, account, prepare, next_handler) -> Deferred:
+        """See :meth:`ilptx.interfaces.IMiddleware.handle`; raises F05 (as a failure) on a mismatch."""
         condition = prepare.execution_condition
 
         def check(result):
