@@ -51,9 +51,12 @@ class ILedgerPlugin(Interface):
             Error. The caller applies its own timeout by cancelling the Deferred.
         """
 
-    def send_money(amount):
+    def send_money(amount, idempotency_key=None):
         """Settle: transfer ``amount`` (``int``, base units, > 0) to the counterparty.
 
+        :param idempotency_key: ``str`` identifying this settlement; a retry of a failed
+            settlement passes the same key, so a plugin whose ledger supports it can make
+            sure the money moves once (plugins that cannot, e.g. plain BTP, ignore it).
         :returns: ``Deferred[None]``.
         """
 
@@ -100,14 +103,153 @@ class IRateBackend(Interface):
 
 
 class IMiddleware(Interface):
-    """One step of the incoming or outgoing packet pipeline."""
+    """One account's instance of a middleware: a step of its packet and money pipelines.
 
-    name = Attribute("str: the reference connector's middleware name, e.g. 'expire'.")
+    A middleware *factory* ``factory(options: dict, *, account, services) -> IMiddleware | None``
+    makes one per account (``None``: nothing to do for this account, e.g. no
+    ``maxPacketAmount`` configured), as the reference connector applies each middleware to
+    each account's pipelines. Built-in factories are in :mod:`ilptx.core.middleware`;
+    third-party ones come from the ``ilptx_middlewares`` hook and the ``middlewares`` config.
 
-    def handle(account, prepare, next_handler):
-        """Process ``prepare`` (an :class:`ilptx.codec.ilp.Prepare`) from/to ``account``.
+    Each handler is ``None`` (not in that pipeline) or a callable:
 
-        :param account: :class:`ilptx.core.accounts.Account`.
-        :param next_handler: ``callable(account, prepare) -> Deferred[Fulfill | Reject]``.
-        :returns: ``Deferred[Fulfill | Reject]`` (or raise :class:`ilptx.errors.IlpError`).
+    * ``incoming(account, prepare, next) -> Deferred[Fulfill | Reject]`` -- Prepares that
+      arrive on this account; ``next(account, prepare)`` continues the chain.
+    * ``outgoing(account, prepare, next) -> Deferred[Fulfill | Reject]`` -- Prepares about
+      to be sent on this account.
+    * ``incoming_money(account, amount, next) -> Deferred[None]`` -- a settlement received.
+    * ``outgoing_money(account, amount, next) -> Deferred[None]`` -- a settlement we send.
+
+    A handler may raise :class:`ilptx.errors.IlpError` (or fail its Deferred with one); the
+    ``errorHandler`` middleware turns it into a Reject.
+    """
+
+    name = Attribute("str: the middleware's name, e.g. 'balance' (used by disableMiddleware).")
+    incoming = Attribute("callable or None")
+    outgoing = Attribute("callable or None")
+    incoming_money = Attribute("callable or None")
+    outgoing_money = Attribute("callable or None")
+
+    def start():
+        """Start timers (called when the connector starts). :returns: None."""
+
+    def stop():
+        """Stop timers. :returns: None."""
+
+
+class IStats(Interface):
+    """Where middlewares report what happened (Prometheus in :mod:`ilptx.metrics`).
+
+    ``account`` is an :class:`ilptx.core.accounts.Account`; amounts are ``int`` base units;
+    ``result`` is ``"fulfilled"``, ``"rejected"`` or ``"failed"`` for packets and
+    ``"succeeded"`` or ``"failed"`` for money; ``code`` is an ILP error code or ``""``.
+    """
+
+    def incoming_packet(account, result, code, amount):
+        """One incoming Prepare ended."""
+
+    def outgoing_packet(account, result, code, amount):
+        """One outgoing Prepare ended."""
+
+    def incoming_money(account, result, amount):
+        """A settlement from the peer was processed."""
+
+    def outgoing_money(account, result, amount):
+        """A settlement to the peer was attempted."""
+
+    def rate_limited_packet(account):
+        """An incoming Prepare was refused by the rate limit."""
+
+    def rate_limited_money(account):
+        """An incoming settlement was refused by the rate limit."""
+
+    def balance(account, value):
+        """The account's balance is now ``value`` (``int``)."""
+
+
+class IStore(Interface):
+    """Durable state of the connector: balances, reservations in flight, the settlement
+    outbox, runtime accounts and plugin state (``store: memory | sqlite | redis``).
+
+    Balances are from the connector's point of view, in the account's base units (``int``):
+    positive = the counterparty owes us, negative = we owe the counterparty (as in the
+    reference connector). Per account the store keeps a :class:`ilptx.core.balances.BalanceState`:
+    ``balance``, ``incoming_reserved`` (Prepares from the account not yet answered),
+    ``outgoing_reserved`` (Prepares to the account not yet answered) and ``settling``
+    (settlements in the outbox, not yet confirmed).
+
+    Every method returns a ``Deferred``. A method that *commits* money (``settle_*`` with
+    ``fulfilled=True``, ``adjust``, ``add_settlement``, ``complete_settlement``) fires only
+    once the change is durable (a durable store may group many commits into one write).
+    Limit checks are atomic with the change they guard, so two connector processes sharing
+    one store cannot both pass a check that only one should.
+    """
+
+    def open():
+        """Connect / create tables. :returns: ``Deferred[None]``."""
+
+    def close():
+        """Flush and release. :returns: ``Deferred[None]``."""
+
+    def reserve_incoming(account_id, amount, maximum):
+        """Reserve an incoming Prepare's ``amount`` if
+        ``balance + incoming_reserved + amount <= maximum`` (``maximum=None``: no limit).
+
+        :returns: ``Deferred[bool]``: ``False`` (nothing changed) when over the maximum.
         """
+
+    def settle_incoming(account_id, amount, fulfilled):
+        """End an incoming reservation: ``fulfilled`` moves ``amount`` into ``balance``,
+        otherwise it is released. :returns: ``Deferred[BalanceState]`` (after the change)."""
+
+    def reserve_outgoing(account_id, amount, minimum):
+        """Reserve an outgoing Prepare's ``amount`` if
+        ``balance - outgoing_reserved - amount >= minimum`` (``minimum=None``: no limit).
+
+        :returns: ``Deferred[bool]``: ``False`` (nothing changed) when under the minimum.
+        """
+
+    def settle_outgoing(account_id, amount, fulfilled):
+        """End an outgoing reservation: ``fulfilled`` takes ``amount`` off ``balance``,
+        otherwise it is released. :returns: ``Deferred[BalanceState]``."""
+
+    def adjust(account_id, amount_diff):
+        """Add ``amount_diff`` (may be negative) to ``balance`` (money received, admin API).
+
+        :returns: ``Deferred[BalanceState]``."""
+
+    def add_settlement(settlement_id, account_id, amount):
+        """Put a settlement of ``amount`` (> 0) to ``account_id`` in the outbox and add it to
+        ``settling``; idempotent for a known ``settlement_id``. :returns: ``Deferred[None]``."""
+
+    def complete_settlement(settlement_id):
+        """Atomically: ``balance += amount``, ``settling -= amount``, remove from the outbox.
+        Idempotent: an unknown id does nothing. :returns: ``Deferred[bool]`` (was it pending)."""
+
+    def pending_settlements():
+        """:returns: ``Deferred[list[tuple[str, str, int]]]``: ``(settlement_id, account_id,
+        amount)`` still in the outbox, oldest first."""
+
+    def get_balance(account_id):
+        """:returns: ``Deferred[BalanceState]`` (zeros for an unknown account)."""
+
+    def all_balances():
+        """:returns: ``Deferred[dict[str, BalanceState]]``."""
+
+    def recover():
+        """After a restart: release every incoming reservation (the sender never saw a
+        Fulfill), and commit every outgoing reservation (the next hop may have fulfilled;
+        we never under-pay a counterparty). :returns: ``Deferred[dict[str, BalanceState]]``
+        of the accounts it changed."""
+
+    def get(key):
+        """Plugin state / runtime accounts: :returns: ``Deferred[str | None]``."""
+
+    def put(key, value):
+        """Store ``value`` (``str``) durably under ``key``. :returns: ``Deferred[None]``."""
+
+    def delete(key):
+        """:returns: ``Deferred[None]``."""
+
+    def keys(prefix):
+        """:returns: ``Deferred[list[str]]`` of keys starting with ``prefix``."""

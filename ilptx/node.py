@@ -9,42 +9,52 @@ from collections.abc import Mapping
 from typing import Callable, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred, succeed
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
-from ilptx.config import ConnectorConfig
+from ilptx.config import AccountConfig, ConnectorConfig
 from ilptx.core.accounts import Account, Accounts
-from ilptx.core.middleware.error_handler import ErrorHandlerMiddleware
-from ilptx.core.middleware.expire import ExpireMiddleware
-from ilptx.core.middleware.validate_fulfillment import ValidateFulfillmentMiddleware
+from ilptx.core.alerts import Alerts
+from ilptx.core.middleware import MiddlewareServices, builtin_factories
+from ilptx.core.pipeline import make_middlewares
 from ilptx.core.rates import OneToOneBackend
 from ilptx.core.routing import RoutingTable
+from ilptx.core.settlement import SettlementManager
+from ilptx.core.stats import CountingStats
 from ilptx.core.switch import PacketSwitch
 from ilptx.errors import ConfigError
-from ilptx.interfaces import ILedgerPlugin
-from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager
+from ilptx.interfaces import ILedgerPlugin, IStore
+from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
 __all__ = ["Connector", "build_connector"]
 
 
 class Connector(Service):
-    """A running connector: its accounts (with plugins), routing table and packet switch.
+    """A running connector: accounts (with plugins), routing table, switch, store, settlement.
 
-    Starting it connects every ledger plugin; stopping it refuses new Prepares, waits until
-    those in flight are answered (at most ``maxHoldTime``), then disconnects the plugins.
+    Starting it opens the store, recovers reservations left by a crash, resumes unfinished
+    settlements, starts the middlewares and connects every ledger plugin. Stopping it
+    refuses new Prepares, waits until those in flight are answered (at most
+    ``maxHoldTime``), disconnects the plugins and closes the store.
     """
 
     log = Logger()
 
-    def __init__(self, config: ConnectorConfig, accounts: Accounts, routing_table: RoutingTable,
-                 switch: PacketSwitch, rate_backend, reactor) -> None:
+    def __init__(self, *, config: ConnectorConfig, accounts: Accounts, routing_table: RoutingTable,
+                 switch: PacketSwitch, rate_backend, store, stats, alerts: Alerts,
+                 settlement: SettlementManager, reactor, account_builder: Callable) -> None:
         self.config = config
-        self.reactor = reactor
         self.accounts = accounts
         self.routing_table = routing_table
         self.switch = switch
         self.rate_backend = rate_backend
+        self.store = store
+        self.stats = stats
+        self.alerts = alerts
+        self.settlement = settlement
+        self.reactor = reactor
+        self._account_builder = account_builder
         #: after startService: ``Deferred[None]``, see :meth:`_when_ready`
         self.ready: Optional[Deferred] = None
 
@@ -54,17 +64,33 @@ class Connector(Service):
         return self.switch.address
 
     def startService(self) -> None:
-        """Connect every ledger plugin; :attr:`ready` tells when they are up (or gave up waiting)."""
+        """Open the store, recover, connect every ledger plugin; :attr:`ready` tells when
+        they are up (or gave up waiting after ``initialConnectTimeout``)."""
         super().startService()
-        self.log.info("ilptx connector {address} starting with {count} accounts",
-                      address=self.address, count=len(self.accounts))
-        self.rate_backend.connect()
+        self.log.info("ilptx connector {address} starting with {count} accounts (store: {store})",
+                      address=self.address, count=len(self.accounts), store=getattr(self.store, "name", "?"))
+        self.ready = self._start()
+
+    @inlineCallbacks
+    def _start(self):
+        yield self.store.open()
+        recovered = yield self.store.recover()
+        for account_id, state in recovered.items():
+            self.log.warn("account {account}: reservations left by a previous run were settled; "
+                          "balance now {balance}", account=account_id, balance=state.balance)
+        yield self.rate_backend.connect()
+        for pipelines in self.switch.pipelines.values():
+            pipelines.start()
+        yield self.settlement.resume()
         connecting = []
         for account in self.accounts:
-            d = maybeDeferred(account.plugin.connect)
-            d.addCallbacks(self._connected, self._connect_failed, callbackArgs=(account,), errbackArgs=(account,))
-            connecting.append(d)
-        self.ready = self._when_ready(DeferredList(connecting))
+            connecting.append(self._connect(account))
+        yield self._when_ready(DeferredList(connecting))
+
+    def _connect(self, account: Account) -> Deferred:
+        d = maybeDeferred(account.plugin.connect)
+        return d.addCallbacks(self._connected, self._connect_failed, callbackArgs=(account,),
+                              errbackArgs=(account,))
 
     def _when_ready(self, all_connected: Deferred) -> Deferred:
         """Fire once every plugin connected (or failed to), or after ``initialConnectTimeout``
@@ -99,9 +125,40 @@ class Connector(Service):
                          account=account.id, plugin=account.plugin_name)
         return False
 
+    # -- accounts at run time (admin API) ----------------------------------------------------
+
+    def add_account(self, account_config: AccountConfig) -> Deferred:
+        """Add an account while running: plugin, pipelines, child route; then connect it.
+
+        :raises ConfigError: the id is taken or the plugin is unknown.
+        :returns: ``Deferred[Account]`` once its plugin connected (or failed to; logged).
+        """
+        if account_config.id in self.accounts:
+            raise ConfigError(f"accounts.{account_config.id}", "an account with this id exists")
+        account = self._account_builder(account_config)
+        if self.running:
+            self.switch.pipelines[account.id].start()
+            return self._connect(account).addCallback(lambda _: account)
+        return succeed(account)
+
+    def remove_account(self, account_id: str) -> Deferred:
+        """Remove an account while running: routes, pipelines, then disconnect its plugin.
+
+        :raises KeyError: no such account. :returns: ``Deferred[None]``.
+        """
+        account = self.accounts.get(account_id)
+        for prefix, hop in list(self.routing_table):
+            if hop == account_id:
+                self.routing_table.remove(prefix)
+        self.switch.detach(account_id)
+        self.accounts.remove(account_id)
+        return maybeDeferred(account.plugin.disconnect)
+
+    # -- stopping ------------------------------------------------------------------------------
+
     @inlineCallbacks
     def stopService(self):
-        """Refuse new Prepares, answer those in flight, disconnect the plugins.
+        """Refuse new Prepares, answer those in flight, disconnect the plugins, close the store.
 
         :returns: ``Deferred[None]`` (twistd waits for it before exiting).
         """
@@ -110,21 +167,35 @@ class Connector(Service):
         if in_flight:
             self.log.info("stopping: waiting for {count} Prepares in flight", count=in_flight)
         yield self.switch.stop()
+        self.settlement.stop()
+        for pipelines in self.switch.pipelines.values():
+            pipelines.stop()
         results = yield DeferredList(
             [maybeDeferred(account.plugin.disconnect) for account in self.accounts], consumeErrors=True)
         for account, (ok, result) in zip(self.accounts, results):
             if not ok:
                 self.log.failure("account {account}: plugin failed to disconnect", result, account=account.id)
         yield self.rate_backend.disconnect()
+        yield self.store.close()
         self.log.info("ilptx connector {address} stopped", address=self.address)
 
 
-def _make_rate_backend(config: ConnectorConfig):
-    # config validation admits only known backends
-    return OneToOneBackend(config.spread)
+def _make_rate_backend(config: ConnectorConfig, reactor):
+    # config validation admits only known backends; ecb/http fetch on the reactor, never
+    # blocking start-up (ilptx.rates.http)
+    from ilptx.rates import make_rate_backend
+
+    return make_rate_backend(config, reactor)
 
 
-def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optional[dict[str, Callable]] = None
+def _make_store(config: ConnectorConfig, reactor):
+    from ilptx.stores import make_store
+
+    return make_store(config.raw["store"], config.raw["storePath"], _thaw(config.raw["storeConfig"]), reactor)
+
+
+def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optional[dict[str, Callable]] = None,
+                    store=None, stats=None, custom_middleware_factories: Optional[dict[str, Callable]] = None
                     ) -> Connector:
     """Assemble a connector.
 
@@ -132,18 +203,58 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     :param reactor: provides ``IReactorTime`` and the network interfaces the plugins use.
     :param plugin_factories: name → ledger plugin factory; default: everything the pluggy
         hooks declare (built-ins and the ``ilptx`` entry points).
-    :raises ConfigError: an account names a plugin that is not installed, or a plugin's
-        options are invalid.
+    :param store: an ``IStore``; default: the one ``store``/``storePath``/``storeConfig`` name.
+    :param stats: an ``IStats``; default: plain counters.
+    :param custom_middleware_factories: type → middleware factory; default: the
+        ``ilptx_middlewares`` hooks.
+    :raises ConfigError: an account names a plugin that is not installed, a custom
+        middleware names an unknown type, or a plugin's options are invalid.
     """
+    # 1. Find the ledger plugins and middleware types: built-ins and installed
+    #    distributions, through the same hooks.
+    if plugin_factories is None or custom_middleware_factories is None:
+        pm = make_plugin_manager()
+        if plugin_factories is None:
+            plugin_factories = ledger_plugin_factories(pm)
+        if custom_middleware_factories is None:
+            custom_middleware_factories = middleware_factories(pm)
+    custom = []
+    for name, entry in config.raw["middlewares"].items():
+        factory = custom_middleware_factories.get(entry["type"])
+        if factory is None:
+            raise ConfigError(f"middlewares.{name}.type",
+                              f"unknown middleware type {entry['type']!r}; installed: "
+                              f"{', '.join(sorted(custom_middleware_factories)) or 'none'}")
+        custom.append((name, factory, _thaw(entry.get("options", {}))))
+
+    # 2. State and reporting: the store (balances, outbox), stats, alerts.
+    if store is None:
+        store = _make_store(config, reactor)
+    verifyObject(IStore, store)
+    stats = stats if stats is not None else CountingStats()
+    alerts = Alerts(reactor)
+
+    # 3. The switch, with an empty routing table and the rate backend.
+    table = RoutingTable()
+    accounts = Accounts()
+    rate_backend = _make_rate_backend(config, reactor)
+    switch = PacketSwitch(
+        address=config.ilp_address, accounts=accounts, routing_table=table, rate_backend=rate_backend,
+        clock=reactor, min_message_window_ms=config.min_message_window, max_hold_time_ms=config.max_hold_time,
+        reflect_payments=config.reflect_payments,
+    )
+
+    # 4. Settlement: the outbox manager sends through each account's outgoing money pipeline.
+    settlement = SettlementManager(store, reactor, switch.send_money,
+                                   lambda account_id: accounts.get(account_id) if account_id in accounts else None,
+                                   stats)
+    services = MiddlewareServices(clock=reactor, address=lambda: switch.address, store=store, stats=stats,
+                                  alerts=alerts, settlement=settlement)
+    builtins = builtin_factories()
     log = Logger(namespace="ilptx.node")
 
-    # 1. Find the ledger plugins: built-ins and installed distributions, through the same hook.
-    if plugin_factories is None:
-        plugin_factories = ledger_plugin_factories(make_plugin_manager())
-
-    # 2. Accounts, each with its ledger plugin. Unknown plugin names stop start-up here.
-    accounts = Accounts()
-    for ac in config.accounts:
+    def add_account(ac: AccountConfig) -> Account:
+        """Plugin (unknown name stops start-up), middlewares, pipelines, child route."""
         factory = plugin_factories.get(ac.plugin)
         if factory is None:
             raise ConfigError(f"accounts.{ac.id}.plugin",
@@ -155,13 +266,22 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
                          log=Logger(namespace=f"ilptx.account.{ac.id}"))
         verifyObject(ILedgerPlugin, plugin)
         account.plugin = plugin
+        # Middleware order decides which error wins (see ilptx.core.middleware).
+        middlewares = make_middlewares(account, builtins, config.disable_middleware, custom, services)
+        switch.attach(account, middlewares)
         accounts.add(account)
+        plugin.register_data_handler(switch.data_handler(account))
+        plugin.register_money_handler(switch.money_handler(account))
+        if account.relation == "child":
+            table.add(f"{switch.address}.{account.segment}", account.id)
+        if account.settings.get("balance") is None:
+            log.warn("account {account} has no balance settings: it can spend unlimited funds", account=ac.id)
+        return account
 
-    # 3. Routing table: a local route per child, then static routes (which win over local
-    #    routes for the same prefix, as in the reference), then the default route.
-    table = RoutingTable()
-    for account in accounts.by_relation("child"):
-        table.add(f"{config.ilp_address}.{account.segment}", account.id)
+    # 5. Accounts, then static routes (which win over local routes for the same prefix, as
+    #    in the reference), then the default route.
+    for ac in config.accounts:
+        add_account(ac)
     for prefix, peer_id in config.routes:
         table.add(prefix, peer_id)
     default = config.default_route
@@ -171,36 +291,9 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     if default:
         table.set_default(default)
 
-    # 4. Rates.
-    rate_backend = _make_rate_backend(config)
-
-    # 5. Pipelines. Order decides which error wins: errorHandler is outermost so that every
-    #    error raised inside becomes a Reject; expire wraps validateFulfillment so that a late
-    #    (even invalid) answer after expiry still yields R00.
-    disabled = config.disable_middleware
-    incoming = [m for m in (ErrorHandlerMiddleware(lambda: switch.address),) if m.name not in disabled]
-    outgoing = [m for m in (ExpireMiddleware(reactor), ValidateFulfillmentMiddleware()) if m.name not in disabled]
-
-    # 6. The switch, and every plugin's handlers pointed at it.
-    switch = PacketSwitch(
-        address=config.ilp_address, accounts=accounts, routing_table=table, rate_backend=rate_backend,
-        clock=reactor, incoming=incoming, outgoing=outgoing,
-        min_message_window_ms=config.min_message_window, max_hold_time_ms=config.max_hold_time,
-        reflect_payments=config.reflect_payments,
-    )
-    for account in accounts:
-        account.plugin.register_data_handler(switch.data_handler(account))
-        account.plugin.register_money_handler(_money_logger(log, account))
-
-    return Connector(config, accounts, table, switch, rate_backend, reactor)
-
-
-def _money_logger(log: Logger, account: Account) -> Callable[[int], None]:
-    # Balances and settlement arrive with issue #3; until then a settlement is only logged.
-    def on_money(amount: int) -> None:
-        log.info("account {account}: received settlement of {amount}", account=account.id, amount=amount)
-
-    return on_money
+    return Connector(config=config, accounts=accounts, routing_table=table, switch=switch,
+                     rate_backend=rate_backend, store=store, stats=stats, alerts=alerts, settlement=settlement,
+                     reactor=reactor, account_builder=add_account)
 
 
 def _thaw(value):

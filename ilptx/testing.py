@@ -49,6 +49,8 @@ class MemoryPlugin:
         self.money_handler: Optional[Callable] = None
         self.sent_money: list[int] = []
         self.received_money: list[int] = []
+        self.money_keys: list[Optional[str]] = []
+        self.fail_money: Optional[BaseException] = None
         self._listeners: list[Callable[[bool], None]] = []
 
     def connect(self) -> Deferred:
@@ -78,8 +80,12 @@ class MemoryPlugin:
             return fail(PeerUnreachableError(f"{peer.account_id} has no data handler"))
         return maybeDeferred(peer.data_handler, bytes(data))
 
-    def send_money(self, amount: int) -> Deferred:
-        """Record ``amount`` and hand it to the peer's money handler."""
+    def send_money(self, amount: int, idempotency_key: Optional[str] = None) -> Deferred:
+        """Record ``amount`` (and the key in :attr:`money_keys`), hand it to the peer's money
+        handler. Set :attr:`fail_money` to an exception to make the next calls fail."""
+        self.money_keys.append(idempotency_key)
+        if self.fail_money is not None:
+            return fail(self.fail_money)
         self.sent_money.append(amount)
         peer = self.peer
         peer.received_money.append(amount)

@@ -63,6 +63,10 @@ class Accounts:
             raise ValueError(f"duplicate account id {account.id!r}")
         self._by_id[account.id] = account
 
+    def remove(self, account_id: str) -> Account:
+        """:raises KeyError: no such account. :returns: the removed account."""
+        return self._by_id.pop(account_id)
+
     def get(self, account_id: str) -> Account:
         """:raises KeyError: no such account."""
         return self._by_id[account_id]

@@ -3,18 +3,21 @@
 Per packet, from the ledger plugin of the account it arrived on:
 
 1. decode the ILP Prepare once (malformed → ``F01 Invalid Packet``);
-2. the incoming pipeline (outermost: ``errorHandler``, which turns what we raise into a
-   Reject with our address as ``triggeredBy``);
+2. the account's incoming pipeline (:mod:`ilptx.core.middleware`; outermost:
+   ``errorHandler``, which turns what we raise into a Reject with our address as
+   ``triggeredBy``);
 3. ``peer.*`` destinations are peer protocols answered here (``peer.config``: IL-DCP,
    RFC 31); everything else is routed: longest-prefix match (``F02 Unreachable``),
    ``reflectPayments``, exchange rate with the amount floored, and expiry
    ``min(incoming − minMessageWindow, now + maxHoldTime)`` (``R02 Insufficient Timeout``
    when less than ``minMessageWindow`` would remain), next hop connected (``T01``);
-4. the outgoing pipeline (``expire`` → ``R00`` at the outgoing expiry;
-   ``validateFulfillment`` → ``F05``), then the next hop's ledger plugin;
+4. the next hop's outgoing pipeline (``balance``, ``expire`` → ``R00`` at the outgoing
+   expiry, ``validateFulfillment`` → ``F05``, ...), then the next hop's ledger plugin;
 5. the Fulfill, or the downstream Reject unchanged, goes back, encoded once.
 
-The switch owns no balances and no settlement; those are middlewares (issue #3).
+The switch owns no balances and no settlement; those are middlewares and the settlement
+manager. Money received from a peer runs the account's incoming money pipeline;
+:meth:`PacketSwitch.send_money` runs the outgoing one and ends in the plugin.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional, Sequence
 
-from twisted.internet.defer import CancelledError, Deferred, DeferredList, succeed
+from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -38,7 +41,7 @@ from ilptx.codec.ilp import (
 from ilptx.codec.oer import DecodeError
 from ilptx.core.accounts import Account, Accounts
 from ilptx.core.ildcp import IldcpHost
-from ilptx.core.pipeline import compose
+from ilptx.core.pipeline import AccountPipelines, build_pipelines
 from ilptx.core.rates import convert
 from ilptx.core.routing import RoutingTable
 from ilptx.errors import (
@@ -64,9 +67,6 @@ class PacketSwitch:
     :param routing_table: prefix → account id.
     :param rate_backend: an :class:`ilptx.interfaces.IRateBackend`.
     :param clock: ``IReactorTime``; all time comes from here.
-    :param incoming: incoming middlewares, outermost first (the composition root passes
-        ``errorHandler`` first).
-    :param outgoing: outgoing middlewares, outermost first.
     :param min_message_window_ms: ``minMessageWindow`` (ms), default 1000.
     :param max_hold_time_ms: ``maxHoldTime`` (ms), default 30000.
     :param reflect_payments: ``reflectPayments``: may a packet go back to its sender's account.
@@ -82,8 +82,6 @@ class PacketSwitch:
         routing_table: RoutingTable,
         rate_backend,
         clock,
-        incoming: Sequence = (),
-        outgoing: Sequence = (),
         min_message_window_ms: int = 1000,
         max_hold_time_ms: int = 30000,
         reflect_payments: bool = True,
@@ -97,10 +95,26 @@ class PacketSwitch:
         self.max_hold_time_ms = max_hold_time_ms
         self.reflect_payments = reflect_payments
         self.ildcp = IldcpHost(lambda: self.address)
-        self._incoming = compose(incoming, self._route)
-        self._outgoing = compose(outgoing, self._send)
+        self.pipelines: dict[str, AccountPipelines] = {}
         self._in_flight: set[Deferred] = set()
         self._stopping = False
+
+    def attach(self, account: Account, middlewares: Sequence) -> AccountPipelines:
+        """Build ``account``'s pipelines from its middleware instances (outermost first per
+        direction, see :mod:`ilptx.core.pipeline`) and route its plugin's packets and money here.
+
+        :returns: the account's :class:`~ilptx.core.pipeline.AccountPipelines`.
+        """
+        pipelines = build_pipelines(middlewares, incoming=self._route, outgoing=self._send,
+                                    incoming_money=_money_received)
+        self.pipelines[account.id] = pipelines
+        return pipelines
+
+    def detach(self, account_id: str) -> None:
+        """Forget an account's pipelines (its Prepares in flight still finish)."""
+        pipelines = self.pipelines.pop(account_id, None)
+        if pipelines is not None:
+            pipelines.stop()
 
     # -- entry point from ledger plugins ---------------------------------------------------
 
@@ -125,7 +139,7 @@ class PacketSwitch:
         except DecodeError as exc:
             return succeed(encode_packet(Reject(
                 ErrorCode.F01_INVALID_PACKET, self.address, f"invalid ILP Prepare: {exc}", b"")))
-        d = self._incoming(account, prepare)
+        d = self.pipelines[account.id].incoming(account, prepare)
         if d.called:
             return d.addCallback(encode_packet)
         in_flight = self._in_flight
@@ -158,7 +172,7 @@ class PacketSwitch:
         if not hop.plugin.is_connected():
             raise PeerUnreachableError(f"no connection to account. account={hop_id}")
         outgoing = Prepare(amount, expires_at, prepare.execution_condition, destination, prepare.data)
-        return self._outgoing(hop, outgoing)
+        return self.pipelines[hop_id].outgoing(hop, outgoing)
 
     def _peer_protocol(self, account: Account, prepare: Prepare):
         if prepare.execution_condition != PEER_PROTOCOL_CONDITION:
@@ -185,6 +199,27 @@ class PacketSwitch:
                 f"source transfer expires too soon to complete payment. sourceExpiry={source_expiry.isoformat()}")
         return _EPOCH + timedelta(milliseconds=next_ms)
 
+    # -- money ---------------------------------------------------------------------------------
+
+    def money_handler(self, account: Account) -> Callable[[int], Deferred]:
+        """:returns: the ``ILedgerPlugin`` money handler for settlements received on ``account``."""
+
+        def handle(amount: int) -> Deferred:
+            return self.pipelines[account.id].incoming_money(account, amount)
+
+        return handle
+
+    def send_money(self, account: Account, amount: int, idempotency_key: Optional[str] = None) -> Deferred:
+        """Settle ``amount`` with ``account``'s peer through its outgoing money pipeline.
+
+        :returns: ``Deferred[None]`` from the plugin's ``send_money``.
+        """
+
+        def terminal(acct: Account, value: int) -> Deferred:
+            return maybeDeferred(acct.plugin.send_money, value, idempotency_key=idempotency_key)
+
+        return self.pipelines[account.id].send_money(account, amount, terminal)
+
     # -- outgoing terminal: the next hop's ledger plugin -----------------------------------
 
     def _send(self, account: Account, prepare: Prepare) -> Deferred:
@@ -208,6 +243,10 @@ class PacketSwitch:
         self._stopping = True
         pending = list(self._in_flight)
         return DeferredList(pending, consumeErrors=True).addCallback(lambda _: None)
+
+
+def _money_received(account: Account, amount: int) -> Deferred:
+    return succeed(None)
 
 
 def _decode_response(data: bytes):

@@ -500,8 +500,11 @@ class BtpPlugin:
             return fail(PeerUnreachableError(f"BTP peer of account {self.account_id} is not connected"))
         return session.request(lambda rid: _ilp_message(data, rid)).addCallback(_ilp_of)
 
-    def send_money(self, amount: int) -> Deferred:
+    def send_money(self, amount: int, idempotency_key: Optional[str] = None) -> Deferred:
         """Send a BTP Transfer of ``amount`` (base units, 1..2**64-1) with no protocol data.
+
+        ``idempotency_key`` is ignored: BTP 2.0 has no field for it, and ``ilp-plugin-btp``
+        peers would not read one.
 
         :returns: ``Deferred[None]`` on the peer's Response; errbacks as :meth:`send_data`,
             and with :class:`ValueError` for a bad amount.

@@ -31,3 +31,17 @@ def ilptx_ledger_plugins():
         (:class:`ilptx.interfaces.ILedgerPlugin`). Two distributions claiming the same
         name stop start-up with a :class:`ilptx.errors.ConfigError`.
     """
+
+
+@hookspec
+def ilptx_middlewares():
+    """Declare middleware types for the config's ``middlewares`` key.
+
+    :returns: ``dict[str, factory]`` mapping a type name (the ``type`` in
+        ``middlewares: {<name>: {type: <type>, options: {...}}}``) to
+        ``factory(options: dict, *, account, services) -> IMiddleware | None``
+        (:class:`ilptx.interfaces.IMiddleware`; ``services`` is
+        :class:`ilptx.core.middleware.MiddlewareServices`). The factory is called once per
+        account; returning ``None`` leaves that account's pipelines alone. Custom middlewares
+        run after the built-ins, in config order.
+    """

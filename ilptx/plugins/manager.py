@@ -9,7 +9,7 @@ import pluggy
 from ilptx.errors import ConfigError
 from ilptx.plugins import hookspecs
 
-__all__ = ["make_plugin_manager", "ledger_plugin_factories"]
+__all__ = ["make_plugin_manager", "ledger_plugin_factories", "middleware_factories"]
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -30,15 +30,27 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     return pm
 
 
+def _collect(results, what: str) -> dict[str, Callable]:
+    factories: dict[str, Callable] = {}
+    for result in results:
+        for name, factory in (result or {}).items():
+            if name in factories and factories[name] is not factory:
+                raise ConfigError(what, f"two installed plugins both claim the name {name!r}")
+            factories[name] = factory
+    return factories
+
+
 def ledger_plugin_factories(pm: pluggy.PluginManager) -> dict[str, Callable]:
     """Collect the name → factory map from every ``ilptx_ledger_plugins`` implementation.
 
     :raises ConfigError: two plugins claim the same name.
     """
-    factories: dict[str, Callable] = {}
-    for result in pm.hook.ilptx_ledger_plugins():
-        for name, factory in (result or {}).items():
-            if name in factories and factories[name] is not factory:
-                raise ConfigError("plugin", f"two installed plugins both claim the name {name!r}")
-            factories[name] = factory
-    return factories
+    return _collect(pm.hook.ilptx_ledger_plugins(), "plugin")
+
+
+def middleware_factories(pm: pluggy.PluginManager) -> dict[str, Callable]:
+    """Collect the type → factory map from every ``ilptx_middlewares`` implementation.
+
+    :raises ConfigError: two plugins claim the same type name.
+    """
+    return _collect(pm.hook.ilptx_middlewares(), "middlewares")

@@ -11,6 +11,7 @@ from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.config import parse_config
 from ilptx.errors import ConfigError
 from ilptx.node import build_connector
+from ilptx.stores.memory import MemoryStore
 from ilptx.testing import MemoryPlugin, fulfilling_handler
 
 FULFILLMENT = b"\x01" * 32
@@ -54,14 +55,16 @@ def build(**extra):
     factory = Factory()
     clock = Clock()
     clock.advance(1_700_000_000)
-    connector = build_connector(config(**extra), reactor=clock, plugin_factories={"mem": factory})
+    connector = build_connector(config(**extra), reactor=clock, plugin_factories={"mem": factory},
+                                store=MemoryStore(), custom_middleware_factories={})
     return connector, factory, clock
 
 
 def test_unknown_plugin_names_the_key_and_installed_names():
     """An unknown plugin name stops start-up naming the account key and what is installed."""
     with pytest.raises(ConfigError) as info:
-        build_connector(config(), reactor=Clock(), plugin_factories={"btp": Factory(), "other": Factory()})
+        build_connector(config(), reactor=Clock(), plugin_factories={"btp": Factory(), "other": Factory()},
+                        store=MemoryStore(), custom_middleware_factories={})
     assert str(info.value) == "accounts.alice.plugin: unknown plugin 'mem'; installed: btp, other"
 
 
@@ -105,7 +108,8 @@ def test_service_connects_forwards_and_stops_cleanly():
     pending = Deferred()
     factory.clients["bob"].deregister_data_handler()
     factory.clients["bob"].register_data_handler(lambda data: pending)
-    factory.clients["alice"].send_data(encode_packet(Prepare(5, expires, CONDITION, "test.node.robert.1", b""))
+    # different data: an identical Prepare would be answered by deduplicate from its cache
+    factory.clients["alice"].send_data(encode_packet(Prepare(5, expires, CONDITION, "test.node.robert.1", b"2"))
                                        ).addCallback(out.append)
     stopped = []
     connector.stopService().addCallback(stopped.append)
@@ -119,7 +123,8 @@ def test_ready_fires_after_initial_connect_timeout_when_a_peer_never_connects():
     """ready fires after initialConnectTimeout (ms) even if a plugin is still connecting."""
     factory = Factory()
     clock = Clock()
-    connector = build_connector(config(initialConnectTimeout=2500), reactor=clock, plugin_factories={"mem": factory})
+    connector = build_connector(config(initialConnectTimeout=2500), reactor=clock, plugin_factories={"mem": factory},
+                                store=MemoryStore(), custom_middleware_factories={})
     never = Deferred()
     connector.accounts.get("side").plugin.connect = lambda: never
     connector.startService()
@@ -137,4 +142,6 @@ def test_ready_fires_as_soon_as_all_plugins_connected():
     connector.startService()
     fired = []
     connector.ready.addCallback(fired.append)
-    assert fired == [None] and clock.getDelayedCalls() == []
+    assert fired == [None]
+    # the initialConnectTimeout timer is gone (deduplicate's cleanup loops remain, as they should)
+    assert [c for c in clock.getDelayedCalls() if "give_up" in getattr(c.func, "__qualname__", "")] == []

@@ -10,23 +10,26 @@ from __future__ import annotations
 from twisted.internet.defer import CancelledError, Deferred
 from zope.interface import implementer
 
+from ilptx.core.middleware import Middleware
 from ilptx.errors import TransferTimedOutError
 from ilptx.interfaces import IMiddleware
 
-__all__ = ["ExpireMiddleware"]
+__all__ = ["ExpireMiddleware", "create", "NAME"]
+
+NAME = "expire"
 
 
 @implementer(IMiddleware)
-class ExpireMiddleware:
+class ExpireMiddleware(Middleware):
     """:param clock: an ``IReactorTime`` (``task.Clock`` in tests)."""
 
-    name = "expire"
+    name = NAME
 
     def __init__(self, clock) -> None:
         self._clock = clock
 
-    def handle(self, account, prepare, next_handler) -> Deferred:
-        """See :meth:`ilptx.interfaces.IMiddleware.handle`; fails with R00 at ``prepare.expires_at``."""
+    def outgoing(self, account, prepare, next_handler) -> Deferred:
+        """Fail with R00 at ``prepare.expires_at`` if the next hop has not answered."""
         d = next_handler(account, prepare)
         if d.called:
             return d
@@ -50,3 +53,8 @@ class ExpireMiddleware:
             return failure
 
         return d.addBoth(settle).addErrback(timed_out)
+
+
+def create(options, *, account, services) -> ExpireMiddleware:
+    """Every account."""
+    return ExpireMiddleware(services.clock)

@@ -16,22 +16,25 @@ from twisted.internet.defer import Deferred
 from zope.interface import implementer
 
 from ilptx.codec.ilp import Fulfill
+from ilptx.core.middleware import Middleware
 from ilptx.errors import WrongConditionError
 from ilptx.interfaces import IMiddleware
 
-__all__ = ["ValidateFulfillmentMiddleware"]
+__all__ = ["ValidateFulfillmentMiddleware", "create", "NAME"]
+
+NAME = "validateFulfillment"
 
 _sha256 = hashlib.sha256
 
 
 @implementer(IMiddleware)
-class ValidateFulfillmentMiddleware:
+class ValidateFulfillmentMiddleware(Middleware):
     """Checks SHA-256(fulfillment) == execution condition on every Fulfill from the next hop."""
 
-    name = "validateFulfillment"
+    name = NAME
 
-    def handle(self, account, prepare, next_handler) -> Deferred:
-        """See :meth:`ilptx.interfaces.IMiddleware.handle`; raises F05 (as a failure) on a mismatch."""
+    def outgoing(self, account, prepare, next_handler) -> Deferred:
+        """Fail with F05 when the Fulfill's fulfillment does not hash to the condition."""
         condition = prepare.execution_condition
 
         def check(result):
@@ -40,3 +43,8 @@ class ValidateFulfillmentMiddleware:
             return result
 
         return next_handler(account, prepare).addCallback(check)
+
+
+def create(options, *, account, services) -> ValidateFulfillmentMiddleware:
+    """Every account."""
+    return ValidateFulfillmentMiddleware()

@@ -47,11 +47,11 @@ class Harness:
         self.switch = PacketSwitch(
             address=ADDRESS, accounts=self.accounts, routing_table=table,
             rate_backend=OneToOneBackend(Decimal(spread)), clock=self.clock,
-            incoming=[ErrorHandlerMiddleware(lambda: ADDRESS)],
-            outgoing=[ExpireMiddleware(self.clock), ValidateFulfillmentMiddleware()],
             min_message_window_ms=mmw, max_hold_time_ms=mht, reflect_payments=reflect,
         )
         for account in self.accounts:
+            self.switch.attach(account, [ErrorHandlerMiddleware(lambda: ADDRESS), ExpireMiddleware(self.clock),
+                                         ValidateFulfillmentMiddleware()])
             account.plugin.register_data_handler(self.switch.data_handler(account))
             account.plugin.connect()
             self.clients[account.id].connect()

@@ -1,0 +1,111 @@
+"""``balance``: incoming and outgoing. Keeps each account's balance straight (issue #3).
+
+Balances are from the connector's point of view (positive: the peer owes us), in base
+units, kept in the store (:class:`ilptx.interfaces.IStore`), with
+``balance: {minimum, maximum, settleThreshold, settleTo}``.
+
+* **Incoming Prepare** of ``x`` from the account: reserved first; ``T04 Insufficient
+  Liquidity`` (``exceeded maximum balance.``, the reference's text, which peers' alert
+  middlewares look for) when ``balance + incoming reserved + x`` would pass ``maximum``.
+  A Fulfill commits (``balance += x``) and is passed back only once the commit is durable;
+  a Reject or an error releases.
+* **Outgoing Prepare** of ``y`` to the account: unlike the reference, which subtracts only
+  after the next hop fulfilled (and so may forward money it cannot afford), the minimum is
+  checked *before* forwarding: ``T04`` (``insufficient funds.``) when ``balance − outgoing
+  reserved − y`` would fall under ``minimum``. A Fulfill commits (``balance −= y``), a
+  Reject, an error or a timeout releases.
+* After a commit, if ``balance + settling`` is below ``settleThreshold``, the settlement
+  manager sends ``settleTo − (balance + settling)`` through the outbox.
+* **Money received** (the peer settles with us): ``balance −= amount``, as in the reference.
+
+Zero-amount Prepares pass straight through, as in the reference.
+"""
+
+from __future__ import annotations
+
+from twisted.internet.defer import Deferred
+from zope.interface import implementer
+
+from ilptx.codec.ilp import Fulfill
+from ilptx.core.balances import BalanceLimits
+from ilptx.core.middleware import Middleware
+from ilptx.errors import InsufficientLiquidityError
+from ilptx.interfaces import IMiddleware
+
+__all__ = ["BalanceMiddleware", "create", "NAME"]
+
+NAME = "balance"
+
+
+@implementer(IMiddleware)
+class BalanceMiddleware(Middleware):
+    """:param limits: the account's :class:`BalanceLimits`. :param services: middleware services."""
+
+    name = NAME
+
+    def __init__(self, limits: BalanceLimits, services) -> None:
+        self.limits = limits
+        self._store = services.store
+        self._stats = services.stats
+        self._settlement = services.settlement
+
+    def incoming(self, account, prepare, next_handler) -> Deferred:
+        """Reserve, forward, then commit on Fulfill (durably, before answering) or release."""
+        amount = prepare.amount
+        if amount == 0:
+            return next_handler(account, prepare)
+        store = self._store
+
+        def reserved(ok: bool):
+            if not ok:
+                raise InsufficientLiquidityError("exceeded maximum balance.")
+            return next_handler(account, prepare).addBoth(answered)
+
+        def answered(result):
+            fulfilled = type(result) is Fulfill
+            d = store.settle_incoming(account.id, amount, fulfilled)
+            if fulfilled:
+                d.addCallback(self._committed, account)
+            return d.addCallback(lambda _: result)
+
+        return store.reserve_incoming(account.id, amount, self.limits.maximum).addCallback(reserved)
+
+    def outgoing(self, account, prepare, next_handler) -> Deferred:
+        """Check the minimum and reserve before forwarding; commit on Fulfill or release."""
+        amount = prepare.amount
+        if amount == 0:
+            return next_handler(account, prepare)
+        store = self._store
+
+        def reserved(ok: bool):
+            if not ok:
+                raise InsufficientLiquidityError(f"insufficient funds. account={account.id} amount={amount}")
+            return next_handler(account, prepare).addBoth(answered)
+
+        def answered(result):
+            fulfilled = type(result) is Fulfill
+            d = store.settle_outgoing(account.id, amount, fulfilled)
+            if fulfilled:
+                d.addCallback(self._committed, account)
+            return d.addCallback(lambda _: result)
+
+        return store.reserve_outgoing(account.id, amount, self.limits.minimum).addCallback(reserved)
+
+    def incoming_money(self, account, amount, next_handler) -> Deferred:
+        """The peer settled ``amount`` with us: it owes us that much less."""
+        return self._store.adjust(account.id, -amount).addCallback(
+            self._committed, account).addCallback(lambda _: next_handler(account, amount))
+
+    def _committed(self, state, account) -> None:
+        self._stats.balance(account, state.balance)
+        if self._settlement is not None:
+            self._settlement.maybe_settle(account, state, self.limits)
+        return None
+
+
+def create(options, *, account, services):
+    """Only for accounts with ``balance`` (the reference warns that others spend unlimited funds)."""
+    limits = BalanceLimits.from_config(account.settings.get("balance"))
+    if limits is None:
+        return None
+    return BalanceMiddleware(limits, services)
