@@ -1,7 +1,9 @@
 """twistd glue: ``twistd -n ilpconnector [--config FILE]``.
 
 Without ``--config`` the connector runs on the embedded default config (a copy of
-``etc/connector.yml``): two child accounts served over BTP on 127.0.0.1.
+``etc/connector.yml``: two child accounts served over BTP on 127.0.0.1), with
+``CONNECTOR_*`` variables overriding it key by key -- unless ``CONNECTOR_ACCOUNTS`` is set:
+then, as with the reference connector, the environment alone is the config.
 
 A bad config or an unknown plugin stops start-up with one line on stderr naming the key and
 the problem, and a non-zero exit status; no traceback.
@@ -16,7 +18,7 @@ from importlib import resources
 from twisted.application.service import MultiService
 from twisted.python import usage
 
-from ilptx.config import load_config, load_config_file
+from ilptx.config import load_config, load_config_file, parse_config
 from ilptx.errors import ConfigError
 
 __all__ = ["Options", "makeService", "default_config_text"]
@@ -57,6 +59,9 @@ def makeService(options: Options) -> MultiService:
     try:
         if options["config"]:
             config = load_config_file(options["config"], os.environ)
+        elif "CONNECTOR_ACCOUNTS" in os.environ:
+            # configured through the environment alone, as the reference connector is
+            config = parse_config({}, os.environ)
         else:
             config = load_config(default_config_text(), os.environ, source="<embedded default config>")
         connector = build_connector(config, reactor=reactor)
