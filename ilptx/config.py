@@ -6,15 +6,27 @@ uses JSON Schema, as the reference does, and reports the *first* problem as one 
 naming the key: ``accounts.peer.assetScale: must be an integer 0..255``
 (:class:`~ilptx.errors.ConfigError`).
 
-Environment: each top-level key ``fooBar`` may be set with ``CONNECTOR_FOO_BAR``; objects
-and arrays are JSON, booleans ``1/true/0/false``, numbers as text. The environment
-overrides the file, key by key.
+Environment: each top-level key ``fooBar`` may be set with ``CONNECTOR_FOO_BAR`` (the
+reference's ``constantCase``; :func:`env_variables` lists them all); objects and arrays are
+JSON, booleans ``1/true/0/false`` (or empty = false), numbers as text. The environment
+overrides the file, key by key: ``CONNECTOR_ACCOUNTS`` replaces the whole ``accounts``
+mapping. Without ``--config``, ``twistd -n ilpconnector`` reads the environment alone when
+``CONNECTOR_ACCOUNTS`` is set (as the reference does), else the embedded default file with
+the environment over it (:mod:`ilptx.tap`). A ``CONNECTOR_*`` variable that names no key is
+logged as a warning, as the reference does, and otherwise ignored.
+
+``backendConfig`` is checked against the schema of the chosen ``backend``
+(:data:`BACKEND_CONFIG_SCHEMAS`; see :mod:`ilptx.rates`).
 
 Deviations from the reference, on purpose:
 
 * ``backend`` defaults to ``one-to-one`` (the reference's ``ecb`` fetches rates from the
-  internet at start-up); ``one-to-one`` is the only backend so far.
+  internet at start-up, and stops when it cannot).
 * ``spread`` must be below 1 (a spread of 1 or more would forward zero or negative amounts).
+* An environment value that does not parse (bad JSON, a boolean that is not 1/true/0/false,
+  a number that is not one) stops start-up naming the variable; the reference logs it and
+  goes on without it (or with ``false``/``NaN``).
+* ``adminApiToken`` is ours: the bearer token the admin API requires (empty = none).
 """
 
 from __future__ import annotations
@@ -27,14 +39,20 @@ from decimal import Decimal
 from types import MappingProxyType
 from typing import Any, Mapping, Optional
 
+import hyperlink
 import yaml
 from jsonschema import Draft7Validator
 from jsonschema.exceptions import best_match
+from twisted.logger import Logger
 
 from ilptx.codec.address import is_valid_address, is_valid_segment
+from ilptx.core.rates import as_decimal
 from ilptx.errors import ConfigError
 
-__all__ = ["AccountConfig", "ConnectorConfig", "load_config", "load_config_file", "parse_config", "SCHEMA"]
+__all__ = ["AccountConfig", "BACKENDS", "BACKEND_CONFIG_SCHEMAS", "ConnectorConfig", "env_variables",
+           "load_config", "load_config_file", "parse_config", "SCHEMA"]
+
+_log = Logger(namespace="ilptx.config")
 
 ENV_PREFIX = "CONNECTOR_"
 
@@ -163,6 +181,7 @@ SCHEMA: dict = {
         "adminApiPort": {"type": "integer", "minimum": 0, "maximum": 65535, "errorMessage": "must be a TCP port 0..65535"},
         "adminApiHost": {"type": "string"},
         "collectDefaultMetrics": {"type": "boolean"},
+        "adminApiToken": {"type": "string", "errorMessage": "must be a string (the admin API bearer token)"},
     },
 }
 
@@ -194,9 +213,47 @@ DEFAULTS: dict = {
     "adminApiPort": 7780,
     "adminApiHost": "127.0.0.1",
     "collectDefaultMetrics": False,
+    "adminApiToken": "",
 }
 
-BACKENDS = ("one-to-one",)
+#: ``backend`` names (built by :func:`ilptx.rates.make_rate_backend`).
+BACKENDS = ("one-to-one", "static", "ecb", "http")
+
+_SPREAD = {"type": "number", "exclusiveMaximum": 1, "errorMessage": "must be a number below 1, e.g. 0.002"}
+_RATE = {"type": ["number", "string"], "errorMessage": "must be a positive number, e.g. 0.9 or \"0.9\""}
+_RATES_TABLE = {"type": "object", "minProperties": 1, "additionalProperties": _RATE,
+                "propertyNames": {"minLength": 1},
+                "errorMessage": "must map asset codes to rates, e.g. {USD: 1, EUR: 0.9}"}
+_HTTP_BACKEND = {
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "spread": _SPREAD,
+        "url": {"type": "string", "errorMessage": "must be an http:// or https:// URL"},
+        "ratesApiUrl": {"type": "string", "errorMessage": "must be an http:// or https:// URL"},
+        "format": {"enum": ["auto", "xml", "json"]},
+        "refreshInterval": {"type": "integer", "minimum": 1000, "errorMessage": "must be an integer >= 1000 (ms)"},
+        "retryInterval": {"type": "integer", "minimum": 100, "errorMessage": "must be an integer >= 100 (ms)"},
+        "timeout": {"type": "integer", "minimum": 100, "errorMessage": "must be an integer >= 100 (ms)"},
+        "mockData": {
+            "type": "object",
+            "required": ["rates"],
+            "additionalProperties": False,
+            "properties": {"base": {"type": "string", "minLength": 1, "errorMessage": "must be an asset code"},
+                           "date": {"type": ["string", "number"]},
+                           "rates": _RATES_TABLE},
+        },
+    },
+}
+#: JSON Schema of ``backendConfig``, per ``backend``.
+BACKEND_CONFIG_SCHEMAS: dict = {
+    "one-to-one": {"type": "object", "additionalProperties": False, "properties": {"spread": _SPREAD}},
+    "static": {"type": "object", "additionalProperties": False, "required": ["rates"],
+               "properties": {"spread": _SPREAD, "rates": _RATES_TABLE}},
+    "ecb": _HTTP_BACKEND,
+    "http": _HTTP_BACKEND,
+}
+_BACKEND_VALIDATORS = {name: Draft7Validator(schema) for name, schema in BACKEND_CONFIG_SCHEMAS.items()}
 
 _VALIDATOR = Draft7Validator(SCHEMA)
 _BOOLEANS = {"1": True, "true": True, "0": False, "false": False, "": False}
@@ -268,9 +325,10 @@ def _key_path(path) -> str:
     return out
 
 
-def _describe(error) -> ConfigError:
-    """Turn a jsonschema error into one line naming the key."""
-    path = list(error.absolute_path)
+def _describe(error, prefix: tuple = ()) -> ConfigError:
+    """Turn a jsonschema error into one line naming the key (``prefix``: path of the
+    validated value in the whole config)."""
+    path = list(prefix) + list(error.absolute_path)
     schema = error.schema
     validator = error.validator
     if validator == "required":
@@ -292,11 +350,23 @@ def _describe(error) -> ConfigError:
     return ConfigError(_key_path(path), message or error.message)
 
 
+def env_variables() -> dict:
+    """:returns: ``{"CONNECTOR_ILP_ADDRESS": "ilpAddress", ...}``, one variable per top-level
+    key (the reference's ``ENV_PREFIX + constantCase(key)``)."""
+    return {ENV_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper(): key for key in SCHEMA["properties"]}
+
+
 def _from_env(env: Mapping[str, str]) -> dict:
-    """Read ``CONNECTOR_*`` variables for the schema's top-level keys."""
+    """Read ``CONNECTOR_*`` variables for the schema's top-level keys.
+
+    :raises ConfigError: a value does not parse as its key's type (names the variable).
+    """
     out: dict = {}
-    for key, sub in SCHEMA["properties"].items():
-        env_key = ENV_PREFIX + re.sub(r"(?<!^)(?=[A-Z])", "_", key).upper()
+    variables = env_variables()
+    for env_key in sorted(k for k in env if k.startswith(ENV_PREFIX) and k not in variables):
+        _log.warn("unrecognized environment variable {variable} (ignored)", variable=env_key)
+    for env_key, key in variables.items():
+        sub = SCHEMA["properties"][key]
         if env_key not in env:
             continue
         text = env[env_key]
@@ -375,6 +445,7 @@ def parse_config(data: Any, env: Optional[Mapping[str, str]] = None) -> Connecto
         raise ConfigError("defaultRoute", f"no account named {default_route!r} (use an account id, auto or '')")
     if cfg["backend"] not in BACKENDS:
         raise ConfigError("backend", f"unknown backend {cfg['backend']!r}; available: {', '.join(BACKENDS)}")
+    _check_backend_config(cfg["backend"], cfg["backendConfig"], accounts)
     if cfg["minMessageWindow"] > cfg["maxHoldTime"]:
         raise ConfigError("minMessageWindow", "must not exceed maxHoldTime")
 
@@ -391,6 +462,45 @@ def parse_config(data: Any, env: Optional[Mapping[str, str]] = None) -> Connecto
         disable_middleware=frozenset(cfg["disableMiddleware"]),
         raw=_freeze(cfg),
     )
+
+
+def _check_backend_config(backend: str, options: dict, accounts: list) -> None:
+    """``backendConfig`` against ``backend``'s schema, then what a schema cannot say."""
+    error = best_match(_BACKEND_VALIDATORS[backend].iter_errors(options))
+    if error is not None:
+        raise _describe(error, ("backendConfig",))
+    tables = {"backendConfig.rates": options.get("rates"),
+              "backendConfig.mockData.rates": options.get("mockData", {}).get("rates")}
+    for where, table in tables.items():
+        for code, value in (table or {}).items():
+            try:
+                positive = as_decimal(value) > 0
+            except ValueError:
+                positive = False
+            if not positive:
+                raise ConfigError(f"{where}.{code}", "must be a positive number, e.g. 0.9 or \"0.9\"")
+    if backend == "static":
+        # every asset must be priced, unless all accounts share one asset (rate 1 then)
+        codes = {a.asset_code for a in accounts}
+        missing = [a for a in accounts if a.asset_code not in options["rates"]]
+        if len(codes) > 1 and missing:
+            raise ConfigError("backendConfig.rates", f"no rate for {missing[0].asset_code} "
+                                                     f"(accounts.{missing[0].id}.assetCode)")
+    for key in ("url", "ratesApiUrl"):
+        if key in options:
+            _check_url(f"backendConfig.{key}", options[key])
+    if backend == "http" and "url" not in options and "ratesApiUrl" not in options and "mockData" not in options:
+        raise ConfigError("backendConfig.url", "is required for backend http (or use backend ecb for the ECB's rates)")
+
+
+def _check_url(key: str, text: str) -> None:
+    example = "e.g. https://www.ecb.europa.eu/stats/eurofxref/eurofxref-daily.xml"
+    try:
+        url = hyperlink.parse(text)
+    except (hyperlink.URLParseError, ValueError):
+        raise ConfigError(key, f"{text!r} is not a URL; {example}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ConfigError(key, f"must be an http:// or https:// URL, {example}")
 
 
 def load_config_file(path: str, env: Optional[Mapping[str, str]] = None) -> ConnectorConfig:

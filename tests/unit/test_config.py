@@ -3,10 +3,14 @@
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
+import json
 
-from ilptx.config import load_config, load_config_file, parse_config
+import pytest
+from twisted.logger import capturedLogs
+
+from ilptx.config import env_variables, load_config, load_config_file, parse_config
 from ilptx.errors import ConfigError
+from ilptx.tap import default_config_text
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,7 +77,8 @@ def test_bad_top_level_values():
     """Top-level problems name the key."""
     assert error_of(minimal(ilpAddress="nope")).startswith("ilpAddress: ")
     assert error_of(minimal(spread=1.5)).startswith("spread: must be a number below 1")
-    assert error_of(minimal(backend="ecb")) == "backend: unknown backend 'ecb'; available: one-to-one"
+    assert error_of(minimal(backend="ecb-plus-xrp")) == \
+        "backend: unknown backend 'ecb-plus-xrp'; available: one-to-one, static, ecb, http"
     assert error_of(minimal(routes=[{"targetPrefix": "g.x", "peerId": "ghost"}])) == \
         "routes[0].peerId: no account named 'ghost'"
     assert error_of(minimal(unknownKey=1)) == "unknownKey: unknown key"
@@ -117,3 +122,171 @@ def test_config_is_frozen():
         cfg.ilp_address = "test.other"
     with pytest.raises(TypeError):
         cfg.account("peer").options["x"] = 1
+
+
+#: every CONNECTOR_* variable of the reference connector 23.x (ENV_PREFIX + constantCase(key))
+REFERENCE_ENV = [
+    "CONNECTOR_ENV", "CONNECTOR_ILP_ADDRESS", "CONNECTOR_ILP_ADDRESS_INHERIT_FROM", "CONNECTOR_ACCOUNTS",
+    "CONNECTOR_DEFAULT_ROUTE", "CONNECTOR_ROUTES", "CONNECTOR_SPREAD", "CONNECTOR_MIN_MESSAGE_WINDOW",
+    "CONNECTOR_MAX_HOLD_TIME", "CONNECTOR_ROUTE_BROADCAST_ENABLED", "CONNECTOR_ROUTE_BROADCAST_INTERVAL",
+    "CONNECTOR_ROUTE_CLEANUP_INTERVAL", "CONNECTOR_ROUTE_EXPIRY", "CONNECTOR_ROUTING_SECRET",
+    "CONNECTOR_BACKEND", "CONNECTOR_BACKEND_CONFIG", "CONNECTOR_STORE", "CONNECTOR_STORE_PATH",
+    "CONNECTOR_STORE_CONFIG", "CONNECTOR_MIDDLEWARES", "CONNECTOR_DISABLE_MIDDLEWARE",
+    "CONNECTOR_REFLECT_PAYMENTS", "CONNECTOR_INITIAL_CONNECT_TIMEOUT", "CONNECTOR_ADMIN_API",
+    "CONNECTOR_ADMIN_API_PORT", "CONNECTOR_ADMIN_API_HOST", "CONNECTOR_COLLECT_DEFAULT_METRICS",
+]
+JSON_ENV = ["CONNECTOR_ACCOUNTS", "CONNECTOR_ROUTES", "CONNECTOR_BACKEND_CONFIG", "CONNECTOR_STORE_CONFIG",
+            "CONNECTOR_MIDDLEWARES", "CONNECTOR_DISABLE_MIDDLEWARE"]
+
+
+def test_env_variable_names_are_the_references_27_plus_admin_api_token():
+    """Every reference CONNECTOR_* name maps to its key; ilptx adds only CONNECTOR_ADMIN_API_TOKEN."""
+    assert len(REFERENCE_ENV) == 27
+    assert sorted(env_variables()) == sorted(REFERENCE_ENV + ["CONNECTOR_ADMIN_API_TOKEN"])
+    assert env_variables()["CONNECTOR_ILP_ADDRESS_INHERIT_FROM"] == "ilpAddressInheritFrom"
+    assert env_variables()["CONNECTOR_COLLECT_DEFAULT_METRICS"] == "collectDefaultMetrics"
+
+
+def test_every_env_variable_overrides_its_key():
+    """All 28 variables set at once: each lands on its key, parsed by the key's type."""
+    accounts = {"up": {"relation": "parent", "plugin": "btp", "assetCode": "EUR", "assetScale": 9},
+                "kid": {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 6}}
+    env = {
+        "CONNECTOR_ENV": "production", "CONNECTOR_ILP_ADDRESS": "g.envnode",
+        "CONNECTOR_ILP_ADDRESS_INHERIT_FROM": "up", "CONNECTOR_ACCOUNTS": json.dumps(accounts),
+        "CONNECTOR_DEFAULT_ROUTE": "up", "CONNECTOR_ROUTES": '[{"targetPrefix": "g.x", "peerId": "up"}]',
+        "CONNECTOR_SPREAD": "0.003", "CONNECTOR_MIN_MESSAGE_WINDOW": "1500", "CONNECTOR_MAX_HOLD_TIME": "20000",
+        "CONNECTOR_ROUTE_BROADCAST_ENABLED": "false", "CONNECTOR_ROUTE_BROADCAST_INTERVAL": "31000",
+        "CONNECTOR_ROUTE_CLEANUP_INTERVAL": "1001", "CONNECTOR_ROUTE_EXPIRY": "46000",
+        "CONNECTOR_ROUTING_SECRET": "c2VjcmV0", "CONNECTOR_BACKEND": "static",
+        "CONNECTOR_BACKEND_CONFIG": '{"rates": {"EUR": 1, "USD": "1.1"}}', "CONNECTOR_STORE": "memory",
+        "CONNECTOR_STORE_PATH": "/tmp/ilptx-store", "CONNECTOR_STORE_CONFIG": '{"path": "/tmp/x"}',
+        "CONNECTOR_MIDDLEWARES": "{}", "CONNECTOR_DISABLE_MIDDLEWARE": '["rateLimit"]',
+        "CONNECTOR_REFLECT_PAYMENTS": "0", "CONNECTOR_INITIAL_CONNECT_TIMEOUT": "2000",
+        "CONNECTOR_ADMIN_API": "true", "CONNECTOR_ADMIN_API_PORT": "7781", "CONNECTOR_ADMIN_API_HOST": "::1",
+        "CONNECTOR_COLLECT_DEFAULT_METRICS": "1", "CONNECTOR_ADMIN_API_TOKEN": "t0ken",
+    }
+    assert sorted(env) == sorted(env_variables())
+    raw = parse_config(minimal(), env).raw
+    assert raw["env"] == "production" and raw["ilpAddress"] == "g.envnode" and raw["ilpAddressInheritFrom"] == "up"
+    assert set(raw["accounts"]) == {"up", "kid"} and raw["defaultRoute"] == "up"
+    assert raw["routes"][0]["peerId"] == "up" and raw["spread"] == 0.003
+    assert (raw["minMessageWindow"], raw["maxHoldTime"], raw["routeBroadcastInterval"],
+            raw["routeCleanupInterval"], raw["routeExpiry"], raw["initialConnectTimeout"],
+            raw["adminApiPort"]) == (1500, 20000, 31000, 1001, 46000, 2000, 7781)
+    assert (raw["routeBroadcastEnabled"], raw["reflectPayments"], raw["adminApi"],
+            raw["collectDefaultMetrics"]) == (False, False, True, True)
+    assert raw["routingSecret"] == "c2VjcmV0" and raw["backend"] == "static"
+    assert raw["backendConfig"]["rates"]["USD"] == "1.1" and raw["store"] == "memory"
+    assert raw["storePath"] == "/tmp/ilptx-store" and raw["storeConfig"]["path"] == "/tmp/x"
+    assert dict(raw["middlewares"]) == {} and raw["disableMiddleware"] == ("rateLimit",)
+    assert raw["adminApiHost"] == "::1" and raw["adminApiToken"] == "t0ken"
+
+
+@pytest.mark.parametrize("variable", JSON_ENV)
+def test_invalid_json_in_any_json_variable_names_it(variable):
+    """A JSON-typed variable that is not JSON stops start-up naming the variable."""
+    text = error_of(minimal(), {variable: "{'single': quotes}"})
+    assert f"{variable} is not valid JSON" in text
+
+
+@pytest.mark.parametrize("variable, value, problem", [
+    ("CONNECTOR_ADMIN_API", "yes", "CONNECTOR_ADMIN_API must be 1, true, 0 or false"),
+    ("CONNECTOR_MAX_HOLD_TIME", "30s", "CONNECTOR_MAX_HOLD_TIME must be a number"),
+    ("CONNECTOR_SPREAD", "0,002", "CONNECTOR_SPREAD must be a number"),
+])
+def test_unparsable_env_values_name_the_variable(variable, value, problem):
+    """A boolean or number variable that does not parse names the variable."""
+    assert problem in error_of(minimal(), {variable: value})
+
+
+def test_json_env_value_of_the_wrong_type_names_the_key():
+    """Valid JSON of the wrong shape is a schema error on the key."""
+    assert error_of(minimal(), {"CONNECTOR_ROUTES": "{}"}) == "routes: must be of type array"
+
+
+def test_env_booleans_accept_the_references_values():
+    """1/true/0/false and the empty string (false), case-insensitively."""
+    for text, value in [("1", True), ("TRUE", True), ("0", False), ("false", False), ("", False)]:
+        assert parse_config(minimal(), {"CONNECTOR_REFLECT_PAYMENTS": text}).reflect_payments is value
+
+
+def test_unrecognized_env_variable_is_a_warning():
+    """A CONNECTOR_* name that matches no key is logged (as the reference) and ignored."""
+    with capturedLogs() as events:
+        parse_config(minimal(), {"CONNECTOR_ILP_ADRESS": "g.typo", "OTHER": "x"})
+    warnings = [e for e in events if e.get("variable")]
+    assert [e["variable"] for e in warnings] == ["CONNECTOR_ILP_ADRESS"]
+
+
+def test_no_config_file_env_only_quickstart():
+    """No --config: the embedded default plus CONNECTOR_ACCOUNTS / CONNECTOR_ILP_ADDRESS, key by key."""
+    accounts = {"sender": {"relation": "child", "plugin": "btp", "assetCode": "XRP", "assetScale": 6,
+                           "options": {"listener": {"port": 8001, "secret": "s"}}}}
+    cfg = load_config(default_config_text(), {"CONNECTOR_ACCOUNTS": json.dumps(accounts),
+                                              "CONNECTOR_ILP_ADDRESS": "test.quickstart"})
+    assert cfg.ilp_address == "test.quickstart"
+    assert [a.id for a in cfg.accounts] == ["sender"]  # alice and bob are gone: the key is replaced
+    assert cfg.account("sender").asset_code == "XRP"
+    assert cfg.backend == "one-to-one" and cfg.max_hold_time == 30000  # the rest is the default file's
+
+
+def test_environment_alone_is_a_complete_config():
+    """What twistd does with CONNECTOR_ACCOUNTS and no --config: the environment alone, reference defaults."""
+    accounts = {"sender": {"relation": "child", "plugin": "btp", "assetCode": "XRP", "assetScale": 6}}
+    cfg = parse_config({}, {"CONNECTOR_ACCOUNTS": json.dumps(accounts), "CONNECTOR_ILP_ADDRESS": "test.quickstart"})
+    assert cfg.ilp_address == "test.quickstart" and [a.id for a in cfg.accounts] == ["sender"]
+    assert cfg.spread == Decimal("0.002") and cfg.backend == "one-to-one"
+
+
+def test_admin_api_token():
+    """adminApiToken is an ilptx key: a string, default empty."""
+    assert parse_config(minimal()).raw["adminApiToken"] == ""
+    assert parse_config(minimal(adminApiToken="abc")).raw["adminApiToken"] == "abc"
+    assert error_of(minimal(adminApiToken=5)).startswith("adminApiToken: must be a string")
+
+
+def test_backends_with_their_backend_config():
+    """static, ecb and http accept their backendConfig."""
+    two = minimal()
+    two["accounts"]["eu"] = {"relation": "child", "plugin": "btp", "assetCode": "EUR", "assetScale": 9}
+    assert parse_config({**two, "backend": "static",
+                         "backendConfig": {"rates": {"USD": 1, "EUR": 0.9}, "spread": 0.001}}).backend == "static"
+    assert parse_config(minimal(backend="ecb")).raw["backendConfig"] == {}
+    ecb = {"url": "http://127.0.0.1:8000/rates.json", "format": "json", "refreshInterval": 60000,
+           "retryInterval": 1000, "timeout": 500}
+    assert parse_config(minimal(backend="ecb", backendConfig=ecb)).backend == "ecb"
+    assert parse_config(minimal(backend="http", backendConfig={"ratesApiUrl": "https://x.example/r"})).backend == "http"
+    assert parse_config(minimal(backend="ecb", backendConfig={"mockData": {"base": "EUR", "rates": {"USD": 1.1}}}))
+
+
+@pytest.mark.parametrize("backend, backend_config, expected", [
+    ("static", {}, "backendConfig.rates: is required"),
+    ("static", {"rates": {}}, "backendConfig.rates: must map asset codes to rates"),
+    ("static", {"rates": {"USD": "abc"}}, "backendConfig.rates.USD: must be a positive number"),
+    ("static", {"rates": {"USD": 0}}, "backendConfig.rates.USD: must be a positive number"),
+    ("static", {"rates": {"USD": [1]}}, "backendConfig.rates.USD: must be a positive number"),
+    ("static", {"rates": {"USD": 1}, "url": "http://x"}, "backendConfig.url: unknown key"),
+    ("static", {"rates": {"USD": 1, "GBP": 2}}, "backendConfig.rates: no rate for EUR (accounts.eu.assetCode)"),
+    ("one-to-one", {"rates": {}}, "backendConfig.rates: unknown key"),
+    ("one-to-one", {"spread": 2}, "backendConfig.spread: must be a number below 1"),
+    ("ecb", {"url": "ftp://rates.example/x"}, "backendConfig.url: must be an http:// or https:// URL"),
+    ("ecb", {"url": "http://"}, "backendConfig.url: must be an http:// or https:// URL"),
+    ("ecb", {"ratesApiUrl": 5}, "backendConfig.ratesApiUrl: must be an http:// or https:// URL"),
+    ("ecb", {"format": "csv"}, "backendConfig.format: must be one of auto, xml, json"),
+    ("ecb", {"refreshInterval": 10}, "backendConfig.refreshInterval: must be an integer >= 1000 (ms)"),
+    ("ecb", {"timeout": "5s"}, "backendConfig.timeout: must be an integer >= 100 (ms)"),
+    ("ecb", {"mockData": {"rates": {"USD": -1}}}, "backendConfig.mockData.rates.USD: must be a positive number"),
+    ("ecb", {"refresh": 1000}, "backendConfig.refresh: unknown key"),
+    ("http", {}, "backendConfig.url: is required for backend http"),
+])
+def test_backend_config_errors_name_the_key(backend, backend_config, expected):
+    """A bad backendConfig is one line naming backendConfig.<key>."""
+    two = minimal(backend=backend, backendConfig=backend_config)
+    two["accounts"]["eu"] = {"relation": "child", "plugin": "btp", "assetCode": "EUR", "assetScale": 9}
+    assert error_of(two).startswith(expected)
+
+
+def test_static_backend_needs_no_table_entry_for_a_single_asset():
+    """All accounts in one asset: static needs no rate for it (rate 1)."""
+    assert parse_config(minimal(backend="static", backendConfig={"rates": {"EUR": 1}})).backend == "static"
