@@ -8,7 +8,7 @@ import json
 import pytest
 from twisted.logger import capturedLogs
 
-from ilptx.config import env_variables, load_config, load_config_file, parse_config
+from ilptx.config import BACKEND_CONFIG_SCHEMAS, SCHEMA, env_variables, load_config, load_config_file, parse_config
 from ilptx.errors import ConfigError
 from ilptx.tap import default_config_text
 
@@ -290,3 +290,20 @@ def test_backend_config_errors_name_the_key(backend, backend_config, expected):
 def test_static_backend_needs_no_table_entry_for_a_single_asset():
     """All accounts in one asset: static needs no rate for it (rate 1)."""
     assert parse_config(minimal(backend="static", backendConfig={"rates": {"EUR": 1}})).backend == "static"
+
+
+def test_readme_documents_every_key_and_variable():
+    """README's Configuration section names every top-level key, CONNECTOR_* variable and account key."""
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("## Configuration"):readme.index("### BTP")]
+    for variable, key in env_variables().items():
+        assert f"`{variable}`" in section and f"`{key}`" in section, key
+    account_schema = SCHEMA["properties"]["accounts"]["additionalProperties"]["properties"]
+    for key, sub in account_schema.items():
+        names = [f"{key}.{child}" for child in sub.get("properties", {})] or [key]
+        for name in names:
+            assert f"`{name}`" in section or (key in ("sendRoutes", "receiveRoutes") and f"`{key}`" in section), name
+    for backend in BACKEND_CONFIG_SCHEMAS:
+        assert f"`{backend}`" in section
+        for option in BACKEND_CONFIG_SCHEMAS[backend]["properties"]:
+            assert f"`{option}`" in section, (backend, option)
