@@ -88,7 +88,7 @@ class HttpRatesBackend:
     :param name: the backend's config name (``ecb`` or ``http``), for logs.
     """
 
-    log = Logger(namespace="ilptx.rates")
+    log = Logger()
 
     def __init__(self, url: Union[str, DecodedURL], *, reactor, http_client, spread: Decimal = Decimal(0),
                  fmt: str = "auto", refresh_interval: int = DEFAULT_REFRESH_INTERVAL,
