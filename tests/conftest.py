@@ -17,8 +17,8 @@ def processes():
             self.append(twistd_connector(args, env))
             return self[-1]
 
-        def run(self, argv, env=None) -> Process:
-            self.append(Process(argv, env))
+        def run(self, argv, env=None, inherit=True) -> Process:
+            self.append(Process(argv, env, inherit=inherit))
             return self[-1]
 
     started = Started()

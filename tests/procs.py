@@ -68,11 +68,12 @@ def wait_for_port(port: int, proc: "Process | None" = None, timeout: float = 20.
 class Process:
     """A child process whose stdout and stderr go to one temporary log file."""
 
-    def __init__(self, argv: list[str], env: dict | None = None, cwd: Path = REPO) -> None:
+    def __init__(self, argv: list[str], env: dict | None = None, cwd: Path = REPO, inherit: bool = True) -> None:
+        """:param env: variables to set; :param inherit: start from this process's environment."""
         self.argv = argv
         self._log = tempfile.NamedTemporaryFile(prefix="ilptx-test-", suffix=".log", delete=False)
         self.log_path = Path(self._log.name)
-        full_env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
+        full_env = {**(os.environ if inherit else {}), "PYTHONUNBUFFERED": "1", **(env or {})}
         self.proc = subprocess.Popen(argv, cwd=cwd, env=full_env, stdin=subprocess.DEVNULL,
                                      stdout=self._log, stderr=subprocess.STDOUT)
 

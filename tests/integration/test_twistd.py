@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 
@@ -49,21 +50,30 @@ def test_unknown_plugin_names_installed_plugins(tmp_path):
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_embedded_default_config_boots_and_stops_cleanly(processes, sig):
-    """With no --config the embedded default runs; SIGTERM/SIGINT stop it cleanly.
+    """With no --config and no CONNECTOR_* the embedded default runs (127.0.0.1:7768/7769); SIGTERM/SIGINT stop it cleanly.
 
     twistd re-raises the stop signal once the reactor has shut down cleanly (the POSIX
     convention, which systemd counts as a clean stop), so the status is 0 or -signal; the
     log proves the connector itself stopped in order.
     """
-    ports = free_ports(2)
-    accounts = {name: {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
-                       "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": name}}}
-                for name, port in zip(("alice", "bob"), ports)}
-    # the embedded default's fixed ports may be busy on a shared machine: move them via the env
-    connector = processes.connector([], env={"CONNECTOR_ACCOUNTS": json.dumps(accounts)})
-    for port in ports:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONNECTOR_")}
+    connector = processes.run(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector"], env=env, inherit=False)
+    for port in (7768, 7769):
         wait_for_port(port, connector)
     assert_clean_twistd_stop(connector.stop(sig), sig, connector)
     out = connector.full_output()
     assert "ilptx connector test.ilptx starting with 2 accounts" in out
     assert "ilptx connector test.ilptx stopped" in out
+
+
+def test_environment_alone_is_the_config_when_accounts_are_set(processes):
+    """CONNECTOR_ACCOUNTS without --config: the environment alone is the config (as the reference)."""
+    (port,) = free_ports(1)
+    accounts = {"solo": {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
+                         "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": "s"}}}}
+    connector = processes.connector([], env={"CONNECTOR_ACCOUNTS": json.dumps(accounts),
+                                             "CONNECTOR_ILP_ADDRESS": "test.envonly"})
+    wait_for_port(port, connector)
+    assert_clean_twistd_stop(connector.stop(), signal.SIGTERM, connector)
+    out = connector.full_output()
+    assert "ilptx connector test.envonly starting with 1 accounts" in out  # not the default's alice/bob
