@@ -21,10 +21,10 @@ from ilptx.core.pipeline import make_middlewares
 from ilptx.core.rates import OneToOneBackend
 from ilptx.core.routing import RoutingTable
 from ilptx.core.settlement import SettlementManager
-from ilptx.core.stats import CountingStats
 from ilptx.core.switch import PacketSwitch
 from ilptx.errors import ConfigError
 from ilptx.interfaces import ILedgerPlugin, IStore
+from ilptx.metrics import PrometheusStats
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
 __all__ = ["Connector", "build_connector"]
@@ -204,7 +204,7 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     :param plugin_factories: name → ledger plugin factory; default: everything the pluggy
         hooks declare (built-ins and the ``ilptx`` entry points).
     :param store: an ``IStore``; default: the one ``store``/``storePath``/``storeConfig`` name.
-    :param stats: an ``IStats``; default: plain counters.
+    :param stats: an ``IStats``; default: Prometheus metrics (:mod:`ilptx.metrics`).
     :param custom_middleware_factories: type → middleware factory; default: the
         ``ilptx_middlewares`` hooks.
     :raises ConfigError: an account names a plugin that is not installed, a custom
@@ -231,7 +231,7 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     if store is None:
         store = _make_store(config, reactor)
     verifyObject(IStore, store)
-    stats = stats if stats is not None else CountingStats()
+    stats = stats if stats is not None else PrometheusStats(default_metrics=config.raw["collectDefaultMetrics"])
     alerts = Alerts(reactor)
 
     # 3. The switch, with an empty routing table and the rate backend.
