@@ -5,15 +5,16 @@ Read :func:`build_connector` as the one place that says what a running ilptx is 
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Callable, Optional
 
 from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
 from twisted.logger import Logger
 from zope.interface.verify import verifyObject
 
-from ilptx.config import AccountConfig, ConnectorConfig
+from ilptx.config import AccountConfig, ConnectorConfig, parse_config
 from ilptx.core.accounts import Account, Accounts
 from ilptx.core.alerts import Alerts
 from ilptx.core.middleware import MiddlewareServices, builtin_factories
@@ -27,7 +28,7 @@ from ilptx.interfaces import ILedgerPlugin, IStore
 from ilptx.metrics import PrometheusStats
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
-__all__ = ["Connector", "build_connector"]
+__all__ = ["Connector", "build_connector", "runtime_account_config", "RUNTIME_ACCOUNT_PREFIX"]
 
 
 class Connector(Service):
@@ -78,6 +79,8 @@ class Connector(Service):
         for account_id, state in recovered.items():
             self.log.warn("account {account}: reservations left by a previous run were settled; "
                           "balance now {balance}", account=account_id, balance=state.balance)
+        # accounts added through the admin API in an earlier run, before any plugin connects
+        yield self._load_runtime_accounts()
         yield self.rate_backend.connect()
         for pipelines in self.switch.pipelines.values():
             pipelines.start()
@@ -128,7 +131,8 @@ class Connector(Service):
     # -- accounts at run time (admin API) ----------------------------------------------------
 
     def add_account(self, account_config: AccountConfig) -> Deferred:
-        """Add an account while running: plugin, pipelines, child route; then connect it.
+        """Add an account while running: plugin, pipelines, child route; remember it in the
+        store (``account:<id>``, see :meth:`_load_runtime_accounts`); then connect it.
 
         :raises ConfigError: the id is taken or the plugin is unknown.
         :returns: ``Deferred[Account]`` once its plugin connected (or failed to; logged).
@@ -136,13 +140,15 @@ class Connector(Service):
         if account_config.id in self.accounts:
             raise ConfigError(f"accounts.{account_config.id}", "an account with this id exists")
         account = self._account_builder(account_config)
+        d = self.store.put(RUNTIME_ACCOUNT_PREFIX + account.id, json.dumps(_thaw(account_config.settings)))
         if self.running:
             self.switch.pipelines[account.id].start()
-            return self._connect(account).addCallback(lambda _: account)
-        return succeed(account)
+            d.addCallback(lambda _: self._connect(account))
+        return d.addCallback(lambda _: account)
 
     def remove_account(self, account_id: str) -> Deferred:
-        """Remove an account while running: routes, pipelines, then disconnect its plugin.
+        """Remove an account while running: routes, pipelines, then disconnect its plugin and
+        forget it in the store (its balance stays there).
 
         :raises KeyError: no such account. :returns: ``Deferred[None]``.
         """
@@ -152,7 +158,32 @@ class Connector(Service):
                 self.routing_table.remove(prefix)
         self.switch.detach(account_id)
         self.accounts.remove(account_id)
-        return maybeDeferred(account.plugin.disconnect)
+        forget = RUNTIME_ACCOUNT_PREFIX + account_id
+        # forgotten even when the plugin fails to disconnect; that failure is still returned
+        return maybeDeferred(account.plugin.disconnect).addBoth(
+            lambda result: self.store.delete(forget).addCallback(lambda _: result))
+
+    @inlineCallbacks
+    def _load_runtime_accounts(self):
+        """Add the accounts stored by :meth:`add_account` in an earlier run (not yet connected).
+
+        One whose id the config file now defines is skipped (the file wins); one that no
+        longer validates (e.g. its plugin was uninstalled) is skipped with an error logged.
+        """
+        for key in sorted((yield self.store.keys(RUNTIME_ACCOUNT_PREFIX))):
+            account_id = key[len(RUNTIME_ACCOUNT_PREFIX):]
+            if account_id in self.accounts:
+                self.log.warn("account {account}: the config file defines it; ignoring the one stored "
+                              "by the admin API", account=account_id)
+                continue
+            try:
+                settings = json.loads((yield self.store.get(key)))
+                self._account_builder(runtime_account_config(account_id, settings, self.address))
+            except (ConfigError, ValueError, TypeError) as exc:
+                self.log.error("account {account} stored by the admin API not added: {error}",
+                               account=account_id, error=exc)
+            else:
+                self.log.info("account {account} added (stored by the admin API)", account=account_id)
 
     # -- stopping ------------------------------------------------------------------------------
 
@@ -178,6 +209,18 @@ class Connector(Service):
         yield self.rate_backend.disconnect()
         yield self.store.close()
         self.log.info("ilptx connector {address} stopped", address=self.address)
+
+
+#: store key prefix of accounts added at run time: ``account:<id>`` → the account's settings as JSON
+RUNTIME_ACCOUNT_PREFIX = "account:"
+
+
+def runtime_account_config(account_id: str, settings, ilp_address: str) -> AccountConfig:
+    """Validate one account's settings (an ``accounts.<id>`` entry) as the config file's are.
+
+    :raises ConfigError: e.g. ``accounts.carol.assetScale: must be an integer 0..255``.
+    """
+    return parse_config({"ilpAddress": ilp_address, "accounts": {account_id: settings}}, env={}).accounts[0]
 
 
 def _make_rate_backend(config: ConnectorConfig, reactor):

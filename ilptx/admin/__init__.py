@@ -1,0 +1,12 @@
+"""The admin API: HTTP status, balances, accounts, alerts and metrics of a running connector.
+
+:class:`ilptx.admin.api.AdminApi` is the Klein app (the reference connector's paths and JSON
+shapes); :mod:`ilptx.admin.auth` is the optional bearer token and the start-up check that
+refuses to serve it beyond this machine without one. ``ilptx.tap`` serves it when
+``adminApi: true``.
+"""
+
+from ilptx.admin.api import AdminApi
+from ilptx.admin.auth import check_binding
+
+__all__ = ["AdminApi", "check_binding"]

@@ -1,0 +1,409 @@
+"""The admin API (``adminApi: true``): the reference connector's paths and JSON shapes, on Klein.
+
+======================== ================================================================
+``GET /status``          ``{"balances": {id: "123"}, "connected": {id: bool}, "localRoutingTable": {prefix: {"nextHop", "path"}}}``
+``GET /routing``         ``{"routingTableId", "currentEpoch", "localRoutingTable", "forwardingRoutingTable", "routingLog", "peers"}``
+``GET /accounts``        ``{"address", "accounts": {id: {"info": settings without options, "connected", "adminInfo"}}}``
+``GET /accounts/ID``     ``{"account", "plugin", "info"}`` from the plugin's ``get_admin_info()``
+``POST /accounts/ID``    ``{"account", "plugin", "result"}`` from the plugin's ``send_admin_info(body)``
+``PUT /accounts/ID``     add (201) or replace (200) an account at run time; body: an ``accounts.ID`` entry
+``DELETE /accounts/ID``  remove an account at run time (204)
+``GET /balance``         ``{"accounts": {id: {"balance", "minimum", "maximum", "incomingReserved", "outgoingReserved", "settling"}}}``
+``POST /balance``        body ``{"accountId", "amountDiff": "-100"}`` → the account's new balance entry
+``GET /rates``           ``{sourceId: {destinationId: rate}}``
+``GET /stats``           the ``ilp_connector_*`` metrics as prom-client's ``getMetricsAsJSON``
+``GET /alerts``          ``{"alerts": [{"id", "accountId", "triggeredBy", "message", "count", "createdAt", "updatedAt"}]}``
+``DELETE /alerts/ID``    dismiss an alert (204)
+``GET /metrics``         Prometheus text format 0.0.4
+``POST /addAccount``     body ``{"id", "options": an accounts entry}`` → ``{"plugin": id, "connected"}``
+======================== ================================================================
+
+Amounts are decimal strings. Errors are one line of ``text/plain``: ``400`` for a body
+that is not JSON or fails validation (an account's settings fail with the config file's
+one-line message, e.g. ``accounts.carol.assetScale: must be an integer 0..255``), ``404``
+for an unknown account or alert, ``409`` for a request the connector's state refuses,
+``501`` when a plugin has no admin info. (The reference answers every error with ``500``.)
+
+Accounts added through ``PUT /accounts/ID`` or ``POST /addAccount`` are kept in the store
+and come back after a restart (:meth:`ilptx.node.Connector.add_account`); accounts defined
+in the config file cannot be added or replaced here (edit the file), only removed until the
+next start.
+
+Authentication (``adminApiToken``) is :mod:`ilptx.admin.auth`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from decimal import Decimal
+from typing import Any, Optional
+
+from klein import Klein
+from twisted.internet.defer import maybeDeferred
+from twisted.logger import Logger
+from twisted.web.resource import IResource
+from werkzeug.exceptions import HTTPException
+
+from ilptx.admin.auth import BearerTokenGuard
+from ilptx.errors import ConfigError
+from ilptx.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
+
+__all__ = ["AdminApi", "HttpError"]
+
+_AMOUNT_DIFF = re.compile(r"^(0|-?[1-9][0-9]*)$")  # the reference's BalanceUpdate.json pattern
+
+
+class HttpError(Exception):
+    """An answer other than 2xx: ``code`` and a one-line ``message`` (sent as text/plain)."""
+
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+class AdminApi:
+    """The admin API of one connector.
+
+    :param connector: the :class:`ilptx.node.Connector`.
+    :param token: ``adminApiToken``; when set (non-empty) every request needs
+        ``Authorization: Bearer <token>``.
+    """
+
+    app = Klein()
+    log = Logger()
+
+    def __init__(self, connector, *, token: Optional[str] = None) -> None:
+        self.connector = connector
+        self.token = token or None
+
+    def resource(self) -> IResource:
+        """:returns: the ``twisted.web`` resource to serve (behind the token check if any)."""
+        resource = self.app.resource()
+        if self.token:
+            return BearerTokenGuard(resource, self.token)
+        return resource
+
+    # -- status -----------------------------------------------------------------------------
+
+    @app.route("/status", methods=["GET"])
+    async def status(self, request):
+        """Balances, connection state and the local routing table at a glance."""
+        balances = await self._balances()
+        return _json(request, {
+            "balances": {account_id: entry["balance"] for account_id, entry in balances.items()},
+            "connected": {account.id: bool(account.plugin.is_connected()) for account in self.connector.accounts},
+            "localRoutingTable": self._local_routes(),
+        })
+
+    @app.route("/routing", methods=["GET"])
+    def routing(self, request):
+        """The routing state in the reference's shape (no route broadcasting yet: the
+        forwarding table is the local one, the log and the peers are empty)."""
+        table = self.connector.routing_table
+        local = self._local_routes()
+        forwarding = {prefix: {"nextHop": route["nextHop"], "path": prefix if not route["nextHop"] else ""}
+                      for prefix, route in local.items()}
+        return _json(request, {
+            "routingTableId": getattr(table, "routing_table_id", None),
+            "currentEpoch": getattr(table, "epoch", 0),
+            "localRoutingTable": local,
+            "forwardingRoutingTable": forwarding,
+            "routingLog": [],
+            "peers": {},
+        })
+
+    # -- accounts ---------------------------------------------------------------------------
+
+    @app.route("/accounts", methods=["GET"])
+    def accounts(self, request):
+        """Every account: settings (without plugin options, which hold secrets), connected."""
+        return _json(request, {
+            "address": self.connector.address,
+            "accounts": {account.id: self._account_status(account) for account in self.connector.accounts},
+        })
+
+    @app.route("/accounts/<account_id>", methods=["GET"])
+    async def account_admin_info(self, request, account_id):
+        """The plugin's own admin info (``get_admin_info()``)."""
+        account = self._account(account_id)
+        get_info = getattr(account.plugin, "get_admin_info", None)
+        if get_info is None:
+            raise HttpError(501, f"plugin has no admin info. account={account_id}")
+        info = await maybeDeferred(get_info)
+        return _json(request, {"account": account_id, "plugin": account.plugin_name, "info": info})
+
+    @app.route("/accounts/<account_id>", methods=["POST"])
+    async def send_account_admin_info(self, request, account_id):
+        """Hand the JSON body to the plugin's ``send_admin_info(body)``."""
+        body = _body(request)
+        account = self._account(account_id)
+        send_info = getattr(account.plugin, "send_admin_info", None)
+        if send_info is None:
+            raise HttpError(501, f"plugin does not support sending admin info. account={account_id}")
+        result = await maybeDeferred(send_info, body)
+        return _json(request, {"account": account_id, "plugin": account.plugin_name, "result": result})
+
+    @app.route("/accounts/<account_id>", methods=["PUT"])
+    async def put_account(self, request, account_id):
+        """Add or replace an account at run time; the body is its ``accounts.<id>`` entry."""
+        account_config = self._validate_account(account_id, _body(request))
+        old = None
+        if account_id in self.connector.accounts:
+            old = self.connector.accounts.get(account_id)
+            self.log.warn("admin API: replacing account {account}", account=account_id)
+            await self.connector.remove_account(account_id)
+        try:
+            account = await self._add(account_config)
+        except HttpError:
+            if old is not None:  # the new settings name an unknown plugin: put the old one back
+                await self._add(self._validate_account(account_id, _thaw(old.settings)))
+            raise
+        request.setResponseCode(200 if old is not None else 201)
+        return _json(request, {"account": account_id, **self._account_status(account)})
+
+    @app.route("/accounts/<account_id>", methods=["DELETE"])
+    async def delete_account(self, request, account_id):
+        """Remove an account: routes, pipelines, plugin (its balance stays in the store)."""
+        self._account(account_id)
+        self.log.warn("admin API: removing account {account}", account=account_id)
+        await self.connector.remove_account(account_id)
+        return _no_content(request)
+
+    @app.route("/addAccount", methods=["POST"])
+    async def add_account(self, request):
+        """The reference's ``{id, options}`` form of adding an account."""
+        body = _body(request)
+        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or "options" not in body:
+            raise HttpError(400, "invalid account: the body must be {\"id\": string, \"options\": {account settings}}")
+        account_id = body["id"]
+        if account_id in self.connector.accounts:
+            raise HttpError(409, f"account already exists. id={account_id}")
+        account = await self._add(self._validate_account(account_id, body["options"]))
+        return _json(request, {"plugin": account_id, "connected": bool(account.plugin.is_connected())})
+
+    # -- balances ---------------------------------------------------------------------------
+
+    @app.route("/balance", methods=["GET"])
+    async def balance(self, request):
+        """Every account with ``balance`` settings: balance, limits, reservations."""
+        return _json(request, {"accounts": await self._balances()})
+
+    @app.route("/balance", methods=["POST"])
+    async def post_balance(self, request):
+        """Add ``amountDiff`` to an account's balance (e.g. money received out of band)."""
+        body = _body(request)
+        account_id, diff = _balance_update(body)
+        account = self._account(account_id)
+        limits = self._limits(account_id)
+        if limits is None:
+            raise HttpError(409, f"account {account_id} has no balance settings, so no balance is kept for it")
+        self.log.warn("admin API: modifying balance of {account} by {diff}", account=account_id, diff=diff)
+        state = await self.connector.store.adjust(account_id, diff)
+        self.connector.stats.balance(account, state.balance)
+        if diff < 0:  # as the reference: less owed to us may mean it is time to settle
+            self.connector.settlement.maybe_settle(account, state, limits)
+        return _json(request, {"accountId": account_id, **_balance_entry(state, limits)})
+
+    # -- rates, stats, alerts, metrics ------------------------------------------------------
+
+    @app.route("/rates", methods=["GET"])
+    def rates(self, request):
+        """The rate from every account's asset to every other's (``null``: no rate)."""
+        backend = self.connector.rate_backend
+        accounts = list(self.connector.accounts)
+        table: dict = {}
+        for source in accounts:
+            row = table[source.id] = {}
+            for destination in accounts:
+                if destination is source:
+                    continue
+                try:
+                    rate = backend.rate(source.asset_code, source.asset_scale,
+                                        destination.asset_code, destination.asset_scale)
+                except Exception:  # no rate for this pair (yet)
+                    rate = None
+                row[destination.id] = _number(rate)
+        return _json(request, table)
+
+    @app.route("/stats", methods=["GET"])
+    def stats(self, request):
+        """The ``ilp_connector_*`` metrics as JSON (prom-client's ``getMetricsAsJSON``)."""
+        as_json = getattr(self.connector.stats, "as_json", None)
+        return _json(request, as_json() if as_json is not None else [])
+
+    @app.route("/alerts", methods=["GET"])
+    def alerts(self, request):
+        """Alerts raised by the ``alert`` middleware, oldest first."""
+        return _json(request, {"alerts": [alert.as_json() for alert in self.connector.alerts.list()]})
+
+    @app.route("/alerts/<alert_id>", methods=["DELETE"])
+    def delete_alert(self, request, alert_id):
+        """Dismiss one alert."""
+        if not alert_id.isdigit():
+            raise HttpError(400, f"invalid alert id {alert_id!r}")
+        if not self.connector.alerts.dismiss(int(alert_id)):
+            raise HttpError(404, f"no alert with id {alert_id}")
+        return _no_content(request)
+
+    @app.route("/metrics", methods=["GET"])
+    def metrics(self, request):
+        """Prometheus text format (the reference's names, see :mod:`ilptx.metrics`)."""
+        render = getattr(self.connector.stats, "exposition", None)
+        request.setHeader(b"Content-Type", METRICS_CONTENT_TYPE.encode("ascii"))
+        return render() if render is not None else b""
+
+    # -- errors -----------------------------------------------------------------------------
+
+    @app.handle_errors(HttpError)
+    def _http_error(self, request, failure):
+        return _text(request, failure.value.code, failure.value.message)
+
+    @app.handle_errors(HTTPException)
+    def _routing_error(self, request, failure):
+        error = failure.value
+        if error.code == 405:
+            allowed = [m for m in getattr(error, "valid_methods", None) or []]
+            if allowed:
+                request.setHeader(b"Allow", ", ".join(allowed).encode("ascii"))
+        return _text(request, error.code, error.name)
+
+    @app.handle_errors(Exception)
+    def _internal_error(self, request, failure):
+        self.log.failure("admin API: {method} {path} failed", failure,
+                         method=request.method.decode("ascii", "replace"),
+                         path=request.path.decode("utf-8", "replace"))
+        return _text(request, 500, f"internal error: {failure.value}")
+
+    # -- helpers ----------------------------------------------------------------------------
+
+    def _account(self, account_id: str):
+        if account_id not in self.connector.accounts:
+            raise HttpError(404, f"account does not exist. account={account_id}")
+        return self.connector.accounts.get(account_id)
+
+    def _account_status(self, account) -> dict:
+        info = {k: v for k, v in _thaw(account.settings).items() if k != "options"}
+        return {"info": info, "connected": bool(account.plugin.is_connected()),
+                "adminInfo": hasattr(account.plugin, "get_admin_info")}
+
+    def _validate_account(self, account_id: str, settings: Any):
+        from ilptx.node import runtime_account_config
+
+        if any(a.id == account_id for a in self.connector.config.accounts):
+            raise HttpError(409, f"accounts.{account_id} is defined in the config file; change it there")
+        try:
+            return runtime_account_config(account_id, settings, self.connector.address)
+        except ConfigError as exc:
+            raise HttpError(400, str(exc)) from None
+
+    async def _add(self, account_config):
+        try:
+            d = self.connector.add_account(account_config)
+        except ConfigError as exc:
+            raise HttpError(400, str(exc)) from None
+        account = await d
+        self.log.warn("admin API: added account {account} ({relation}, plugin {plugin})",
+                      account=account.id, relation=account.relation, plugin=account.plugin_name)
+        return account
+
+    def _limits(self, account_id: str):
+        """:returns: the account's balance middleware's limits, or ``None`` (no ``balance``
+        settings, or ``disableMiddleware: [balance]``)."""
+        pipelines = self.connector.switch.pipelines.get(account_id)
+        for middleware in pipelines.middlewares if pipelines is not None else ():
+            if middleware.name == "balance":
+                return middleware.limits
+        return None
+
+    async def _balances(self) -> dict:
+        out = {}
+        for account in list(self.connector.accounts):
+            limits = self._limits(account.id)
+            if limits is not None:
+                out[account.id] = _balance_entry(await self.connector.store.get_balance(account.id), limits)
+        return out
+
+    def _local_routes(self) -> dict:
+        # our own address is delivered locally (the reference lists it with no next hop)
+        routes = {self.connector.address: {"nextHop": "", "path": ""}}
+        for prefix, account_id in self.connector.routing_table:
+            routes[prefix] = {"nextHop": account_id, "path": ""}
+        return routes
+
+
+def _balance_update(body: Any) -> tuple[str, int]:
+    """Validate a ``POST /balance`` body (the reference's ``BalanceUpdate.json``)."""
+    if not isinstance(body, dict):
+        raise HttpError(400, "invalid balance update: the body must be {\"accountId\": string, \"amountDiff\": string}")
+    for key in ("accountId", "amountDiff"):
+        if key not in body:
+            raise HttpError(400, f"invalid balance update: {key} is required")
+    extra = sorted(set(body) - {"accountId", "amountDiff"})
+    if extra:
+        raise HttpError(400, f"invalid balance update: unknown key {extra[0]!r}")
+    if not isinstance(body["accountId"], str):
+        raise HttpError(400, "invalid balance update: accountId must be a string")
+    diff = body["amountDiff"]
+    if not isinstance(diff, str) or not _AMOUNT_DIFF.match(diff):
+        raise HttpError(400, "invalid balance update: amountDiff must be an integer written as a string, "
+                             "e.g. \"-1000\"")
+    return body["accountId"], int(diff)
+
+
+def _balance_entry(state, limits) -> dict:
+    return {
+        "balance": str(state.balance),
+        "minimum": "-Infinity" if limits.minimum is None else str(limits.minimum),
+        "maximum": "Infinity" if limits.maximum is None else str(limits.maximum),
+        "incomingReserved": str(state.incoming_reserved),
+        "outgoingReserved": str(state.outgoing_reserved),
+        "settling": str(state.settling),
+    }
+
+
+def _number(rate: Optional[Decimal]):
+    """A rate as a JSON number, as the reference shows it (``1``, ``0.998``)."""
+    if rate is None:
+        return None
+    if rate == rate.to_integral_value():
+        return int(rate)
+    return float(rate)
+
+
+def _body(request) -> Any:
+    raw = request.content.read() if request.content is not None else b""
+    if not raw.strip():
+        raise HttpError(400, "a JSON body is required")
+    try:
+        return json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise HttpError(400, "invalid JSON body: not UTF-8") from None
+    except json.JSONDecodeError as exc:
+        raise HttpError(400, f"invalid JSON body: {exc.msg} at char {exc.pos}") from None
+
+
+def _json(request, value: Any) -> bytes:
+    request.setHeader(b"Content-Type", b"application/json")
+    return json.dumps(value).encode("utf-8")
+
+
+def _text(request, code: int, message: str) -> bytes:
+    request.setResponseCode(code)
+    request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
+    return (message + "\n").encode("utf-8")
+
+
+def _no_content(request) -> bytes:
+    request.setResponseCode(204)
+    return b""
+
+
+def _thaw(value):
+    """Read-only config mappings → plain dicts/lists (for JSON)."""
+    if hasattr(value, "items"):
+        return {k: _thaw(v) for k, v in value.items()}
+    if isinstance(value, (tuple, list)):
+        return [_thaw(v) for v in value]
+    return value
