@@ -5,6 +5,10 @@ Without ``--config`` the connector runs on the embedded default config (a copy o
 ``CONNECTOR_*`` variables overriding it key by key -- unless ``CONNECTOR_ACCOUNTS`` is set:
 then, as with the reference connector, the environment alone is the config.
 
+With ``adminApi: true`` the admin API (:mod:`ilptx.admin`) listens on
+``adminApiHost:adminApiPort`` (default 127.0.0.1:7780); a non-loopback host needs
+``adminApiToken``.
+
 A bad config or an unknown plugin stops start-up with one line on stderr naming the key and
 the problem, and a non-zero exit status; no traceback.
 """
@@ -15,13 +19,16 @@ import os
 import sys
 from importlib import resources
 
-from twisted.application.service import MultiService
+from twisted.application import strports
+from twisted.application.service import MultiService, Service
 from twisted.python import usage
+from twisted.web.server import Site
 
+from ilptx.admin.auth import check_binding
 from ilptx.config import load_config, load_config_file, parse_config
 from ilptx.errors import ConfigError
 
-__all__ = ["Options", "makeService", "default_config_text"]
+__all__ = ["Options", "makeService", "admin_service", "default_config_text"]
 
 
 def default_config_text() -> str:
@@ -64,9 +71,27 @@ def makeService(options: Options) -> MultiService:
             config = parse_config({}, os.environ)
         else:
             config = load_config(default_config_text(), os.environ, source="<embedded default config>")
+        if config.raw["adminApi"]:
+            check_binding(config.raw["adminApiHost"], config.raw.get("adminApiToken"))
         connector = build_connector(config, reactor=reactor)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
     top = MultiService()
     connector.setServiceParent(top)
+    if config.raw["adminApi"]:
+        admin_service(connector, config).setServiceParent(top)
     return top
+
+
+def admin_service(connector, config) -> Service:
+    """The admin API (:mod:`ilptx.admin`) on ``tcp:<adminApiPort>:interface=<adminApiHost>``.
+
+    :returns: a service that listens while it runs.
+    """
+    from ilptx.admin import AdminApi
+
+    api = AdminApi(connector, token=config.raw.get("adminApiToken"))
+    site = Site(api.resource())
+    site.noisy = False
+    host = config.raw["adminApiHost"].replace("\\", "\\\\").replace(":", "\\:")
+    return strports.service(f"tcp:{config.raw['adminApiPort']}:interface={host}", site)
