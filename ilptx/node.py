@@ -81,6 +81,10 @@ class Connector(Service):
                           "balance now {balance}", account=account_id, balance=state.balance)
         # accounts added through the admin API in an earlier run, before any plugin connects
         yield self._load_runtime_accounts()
+        balances = yield self.store.all_balances()
+        for account in self.accounts:  # the balance gauge starts from the stored balances
+            if account.id in balances:
+                self.stats.balance(account, balances[account.id].balance)
         yield self.rate_backend.connect()
         for pipelines in self.switch.pipelines.values():
             pipelines.start()

@@ -145,3 +145,17 @@ def test_ready_fires_as_soon_as_all_plugins_connected():
     assert fired == [None]
     # the initialConnectTimeout timer is gone (deduplicate's cleanup loops remain, as they should)
     assert [c for c in clock.getDelayedCalls() if "give_up" in getattr(c.func, "__qualname__", "")] == []
+
+
+def test_balance_gauge_starts_from_the_stored_balances():
+    """At start-up every account's balance metric is set from the store (not left empty until a packet)."""
+    from ilptx.core.balances import BalanceState
+    from ilptx.core.stats import CountingStats
+
+    store = MemoryStore()
+    store.balances["alice"] = BalanceState(balance=-42)
+    stats = CountingStats()
+    connector = build_connector(config(), reactor=Clock(), plugin_factories={"mem": Factory()}, store=store,
+                                stats=stats, custom_middleware_factories={})
+    connector.startService()
+    assert stats.balances == {"alice": -42}
