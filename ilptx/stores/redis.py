@@ -1,0 +1,510 @@
+"""``store: redis``: state in a Redis server, shared safely by several connector processes.
+
+Every check-and-change is one Lua script run by Redis (``EVALSHA``, loaded at
+:meth:`RedisStore.open`; after a ``NOSCRIPT`` — a server restart or ``SCRIPT FLUSH`` — the
+store falls back to ``EVAL``, which also caches the script again). Redis runs a script
+atomically, so two connector processes reserving against one account's limit cannot both pass
+a check that only one should.
+
+Amounts
+=======
+
+Redis integers are 64-bit signed and Lua numbers are doubles (exact to 2**53), but ILP amounts
+are uint64 and balances can go further either way. So amounts are kept as **decimal strings**
+in Redis hashes, and the scripts add, subtract and compare them as decimal strings: values of
+at most 15 characters (``|n| < 10**15``) take a fast path through Lua numbers (their sums stay
+below 2**53, so exact); longer ones go through a small arbitrary-precision routine on
+base-10**7 limbs. There is no size limit.
+
+Keys (``prefix`` defaults to ``ilptx:``)
+=======================================
+
+==================================  =====================================================
+``<prefix>b:<account>``             hash ``b`` balance, ``i`` incoming reserved, ``o``
+                                    outgoing reserved, ``s`` settling (decimal strings)
+``<prefix>accounts``                set of account ids with a balance hash
+``<prefix>r:<instance>``            hash ``i:<account>`` / ``o:<account>``: the reservations
+                                    this connector instance holds (for :meth:`recover`)
+``<prefix>outbox``                  hash settlement id -> ``<amount>:<account>``
+``<prefix>outbox:order``            sorted set settlement id, scored by ``<prefix>outbox:seq``
+``<prefix>kv``                      hash key -> value (plugin state, runtime accounts)
+==================================  =====================================================
+
+Several processes sharing one Redis must each have their own ``instance`` (``storeConfig``),
+kept across restarts: :meth:`~RedisStore.recover` releases and commits only the reservations
+its own instance made, never those of a live neighbour. Scripts touch keys they compute
+(balance hashes named in the outbox or instance hash), so this store is for a single Redis
+server (with replicas), not Redis Cluster.
+
+Durability
+==========
+
+A committing operation's Deferred fires when Redis has executed its script and replied.
+Whether that is on disk is the server's persistence setting: with ``appendonly yes`` and
+``appendfsync always`` Redis fsyncs its AOF before it replies (batching every client's writes
+of one event-loop turn into one fsync), which gives the guarantee
+:class:`ilptx.interfaces.IStore` asks for. :meth:`RedisStore.open` reads the setting
+(``CONFIG GET``, when allowed) and logs a warning when it is weaker (the default
+``appendfsync everysec`` can lose about a second of commits on a crash of the Redis host).
+
+The client is ``txredisapi`` (it reconnects on its own; while disconnected, operations wait for
+the connection). It schedules its timers on the global reactor.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Optional
+
+from twisted.internet.defer import Deferred, inlineCallbacks
+from twisted.logger import Logger
+from zope.interface import implementer
+
+from ilptx.core.balances import BalanceState
+from ilptx.interfaces import IStore
+
+__all__ = ["RedisStore", "LUA_BIGINT", "SCRIPTS"]
+
+_ZERO = BalanceState()
+
+#: Decimal-string integer arithmetic for the scripts: ``add(x, y)``, ``sub(x, y)``,
+#: ``cmp(x, y)`` (-1/0/1) and ``pos(x)`` (``max(0, x)``). Inputs and outputs are canonical
+#: decimal strings (no leading zeros, no ``+``, ``'0'`` never signed).
+LUA_BIGINT = r"""
+local BASE = 10000000
+local function num2str(n)
+  if n == 0 then return '0' end
+  return string.format('%.0f', n)
+end
+local function parse(s)
+  local neg = false
+  if string.byte(s, 1) == 45 then neg = true; s = string.sub(s, 2) end
+  local m, i = {}, #s
+  while i >= 1 do
+    local j = i - 6
+    if j < 1 then j = 1 end
+    m[#m + 1] = tonumber(string.sub(s, j, i))
+    i = j - 1
+  end
+  while #m > 1 and m[#m] == 0 do m[#m] = nil end
+  if #m == 1 and m[1] == 0 then neg = false end
+  return neg, m
+end
+local function cmpmag(a, b)
+  if #a ~= #b then
+    if #a < #b then return -1 end
+    return 1
+  end
+  for k = #a, 1, -1 do
+    if a[k] ~= b[k] then
+      if a[k] < b[k] then return -1 end
+      return 1
+    end
+  end
+  return 0
+end
+local function addmag(a, b)
+  local r, c = {}, 0
+  local n = #a
+  if #b > n then n = #b end
+  for k = 1, n do
+    local t = (a[k] or 0) + (b[k] or 0) + c
+    if t >= BASE then r[k] = t - BASE; c = 1 else r[k] = t; c = 0 end
+  end
+  if c > 0 then r[n + 1] = c end
+  return r
+end
+local function submag(a, b)
+  local r, c = {}, 0
+  for k = 1, #a do
+    local t = a[k] - (b[k] or 0) - c
+    if t < 0 then r[k] = t + BASE; c = 1 else r[k] = t; c = 0 end
+  end
+  while #r > 1 and r[#r] == 0 do r[#r] = nil end
+  return r
+end
+local function fmt(neg, m)
+  local t = {tostring(m[#m])}
+  for k = #m - 1, 1, -1 do t[#t + 1] = string.format('%07d', m[k]) end
+  local s = table.concat(t)
+  if s == '0' then return s end
+  if neg then return '-' .. s end
+  return s
+end
+local function add(x, y)
+  if #x < 16 and #y < 16 then return num2str(tonumber(x) + tonumber(y)) end
+  local xn, xm = parse(x)
+  local yn, ym = parse(y)
+  if xn == yn then return fmt(xn, addmag(xm, ym)) end
+  local c = cmpmag(xm, ym)
+  if c == 0 then return '0' end
+  if c > 0 then return fmt(xn, submag(xm, ym)) end
+  return fmt(yn, submag(ym, xm))
+end
+local function negate(x)
+  if x == '0' then return x end
+  if string.byte(x, 1) == 45 then return string.sub(x, 2) end
+  return '-' .. x
+end
+local function sub(x, y) return add(x, negate(y)) end
+local function cmp(x, y)
+  if #x < 16 and #y < 16 then
+    local a, b = tonumber(x), tonumber(y)
+    if a < b then return -1 end
+    if a > b then return 1 end
+    return 0
+  end
+  local xn, xm = parse(x)
+  local yn, ym = parse(y)
+  if xn ~= yn then
+    if xn then return -1 end
+    return 1
+  end
+  local c = cmpmag(xm, ym)
+  if xn then return 0 - c end
+  return c
+end
+local function pos(x)
+  if string.byte(x, 1) == 45 then return '0' end
+  return x
+end
+"""
+
+# Shared tail: add ``amount`` to this instance's record of a reservation (field ``f``), or
+# take it off (clamped at 0, field removed at 0).
+_LUA_TRACK = r"""
+local function track(key, f, amount, up)
+  local v = redis.call('HGET', key, f) or '0'
+  if up then
+    redis.call('HSET', key, f, add(v, amount))
+  else
+    v = pos(sub(v, amount))
+    if v == '0' then redis.call('HDEL', key, f) else redis.call('HSET', key, f, v) end
+  end
+end
+"""
+
+#: The scripts, by name: Lua source (without :data:`LUA_BIGINT`, prepended at load).
+SCRIPTS: dict[str, str] = {
+    # KEYS: balance hash, instance hash, accounts set. ARGV: account, amount, maximum ('' = none)
+    "reserve_incoming": r"""
+local v = redis.call('HMGET', KEYS[1], 'b', 'i')
+local b, i = v[1] or '0', v[2] or '0'
+if ARGV[3] ~= '' and cmp(add(add(b, i), ARGV[2]), ARGV[3]) > 0 then return 0 end
+redis.call('HSET', KEYS[1], 'i', add(i, ARGV[2]))
+if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
+track(KEYS[2], 'i:' .. ARGV[1], ARGV[2], true)
+return 1
+""",
+    # KEYS: balance hash, instance hash, accounts set. ARGV: account, amount, minimum ('' = none)
+    "reserve_outgoing": r"""
+local v = redis.call('HMGET', KEYS[1], 'b', 'o')
+local b, o = v[1] or '0', v[2] or '0'
+if ARGV[3] ~= '' and cmp(sub(sub(b, o), ARGV[2]), ARGV[3]) < 0 then return 0 end
+redis.call('HSET', KEYS[1], 'o', add(o, ARGV[2]))
+if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
+track(KEYS[2], 'o:' .. ARGV[1], ARGV[2], true)
+return 1
+""",
+    # KEYS: balance hash, instance hash, accounts set.
+    # ARGV: account, amount, fulfilled ('1'/'0'), direction ('i'/'o'). Returns {b, i, o, s}.
+    "settle": r"""
+local v = redis.call('HMGET', KEYS[1], 'b', 'i', 'o', 's')
+local b, i, o, s = v[1] or '0', v[2] or '0', v[3] or '0', v[4] or '0'
+local amount = ARGV[2]
+if ARGV[4] == 'i' then
+  i = pos(sub(i, amount))
+  if ARGV[3] == '1' then b = add(b, amount) end
+  redis.call('HSET', KEYS[1], 'b', b, 'i', i)
+else
+  o = pos(sub(o, amount))
+  if ARGV[3] == '1' then b = sub(b, amount) end
+  redis.call('HSET', KEYS[1], 'b', b, 'o', o)
+end
+if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
+track(KEYS[2], ARGV[4] .. ':' .. ARGV[1], amount, false)
+return {b, i, o, s}
+""",
+    # KEYS: balance hash, accounts set. ARGV: account, diff. Returns {b, i, o, s}.
+    "adjust": r"""
+local v = redis.call('HMGET', KEYS[1], 'b', 'i', 'o', 's')
+local b = add(v[1] or '0', ARGV[2])
+redis.call('HSET', KEYS[1], 'b', b)
+if not v[1] then redis.call('SADD', KEYS[2], ARGV[1]) end
+return {b, v[2] or '0', v[3] or '0', v[4] or '0'}
+""",
+    # KEYS: outbox hash, outbox order zset, outbox seq, balance hash, accounts set.
+    # ARGV: settlement id, account, amount. Returns 1 if added, 0 if known.
+    "add_settlement": r"""
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+local seq = redis.call('INCR', KEYS[3])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3] .. ':' .. ARGV[2])
+redis.call('ZADD', KEYS[2], seq, ARGV[1])
+local v = redis.call('HMGET', KEYS[4], 'b', 's')
+if not v[1] then redis.call('HSET', KEYS[4], 'b', '0'); redis.call('SADD', KEYS[5], ARGV[2]) end
+redis.call('HSET', KEYS[4], 's', add(v[2] or '0', ARGV[3]))
+return 1
+""",
+    # KEYS: outbox hash, outbox order zset. ARGV: settlement id, balance key prefix.
+    # Returns 1 if it was pending, 0 if unknown.
+    "complete_settlement": r"""
+local e = redis.call('HGET', KEYS[1], ARGV[1])
+if not e then return 0 end
+local c = string.find(e, ':', 1, true)
+local amount, account = string.sub(e, 1, c - 1), string.sub(e, c + 1)
+local key = ARGV[2] .. account
+local v = redis.call('HMGET', key, 'b', 's')
+redis.call('HSET', key, 'b', add(v[1] or '0', amount), 's', pos(sub(v[2] or '0', amount)))
+redis.call('HDEL', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return 1
+""",
+    # KEYS: outbox hash, outbox order zset. Returns {id, amount, account, ...} oldest first.
+    "pending_settlements": r"""
+local ids = redis.call('ZRANGE', KEYS[2], 0, -1)
+local out = {}
+for n = 1, #ids do
+  local e = redis.call('HGET', KEYS[1], ids[n])
+  if e then
+    local c = string.find(e, ':', 1, true)
+    out[#out + 1] = ids[n]
+    out[#out + 1] = string.sub(e, 1, c - 1)
+    out[#out + 1] = string.sub(e, c + 1)
+  end
+end
+return out
+""",
+    # KEYS: accounts set. ARGV: balance key prefix. Returns {account, b, i, o, s, ...}.
+    "all_balances": r"""
+local accounts = redis.call('SMEMBERS', KEYS[1])
+local out = {}
+for n = 1, #accounts do
+  local v = redis.call('HMGET', ARGV[1] .. accounts[n], 'b', 'i', 'o', 's')
+  out[#out + 1] = accounts[n]
+  for k = 1, 4 do out[#out + 1] = v[k] or '0' end
+end
+return out
+""",
+    # KEYS: instance hash. ARGV: balance key prefix. Releases this instance's incoming
+    # reservations, commits its outgoing ones. Returns {account, b, i, o, s, ...} changed.
+    "recover": r"""
+local held = redis.call('HGETALL', KEYS[1])
+local order, seen = {}, {}
+for n = 1, #held, 2 do
+  local f, amount = held[n], held[n + 1]
+  local account = string.sub(f, 3)
+  local key = ARGV[1] .. account
+  if string.sub(f, 1, 1) == 'i' then
+    local i = redis.call('HGET', key, 'i') or '0'
+    redis.call('HSET', key, 'i', pos(sub(i, amount)))
+  else
+    local v = redis.call('HMGET', key, 'b', 'o')
+    redis.call('HSET', key, 'b', sub(v[1] or '0', amount), 'o', pos(sub(v[2] or '0', amount)))
+  end
+  if not seen[account] then seen[account] = true; order[#order + 1] = account end
+end
+redis.call('DEL', KEYS[1])
+local out = {}
+for n = 1, #order do
+  local v = redis.call('HMGET', ARGV[1] .. order[n], 'b', 'i', 'o', 's')
+  out[#out + 1] = order[n]
+  for k = 1, 4 do out[#out + 1] = v[k] or '0' end
+end
+return out
+""",
+}
+
+_BODIES = {name: (LUA_BIGINT + _LUA_TRACK + source).encode() for name, source in SCRIPTS.items()}
+_SHAS = {name: hashlib.sha1(body).hexdigest() for name, body in _BODIES.items()}
+
+
+def _state(values) -> BalanceState:
+    return BalanceState(int(values[0]), int(values[1]), int(values[2]), int(values[3]))
+
+
+def _states(flat) -> dict[str, BalanceState]:
+    return {flat[n]: _state(flat[n + 1:n + 5]) for n in range(0, len(flat), 5)}
+
+
+def _limit(limit: Optional[int]) -> str:
+    return "" if limit is None else str(limit)
+
+
+@implementer(IStore)
+class RedisStore:
+    """A store in Redis, safe to share between connector processes. See the module docstring
+    for keys, amounts and durability, and :class:`ilptx.interfaces.IStore` for each method.
+
+    :param host: Redis host.
+    :param port: Redis TCP port.
+    :param db: database number (``SELECT``).
+    :param password: ``AUTH`` password, or ``None``.
+    :param prefix: prepended to every key, so several connectors (or tests) can share a db.
+    :param instance: this connector's name among those sharing the store (for ``recover``).
+    :param reactor: kept for symmetry with the other stores; ``txredisapi`` uses the global one.
+    """
+
+    name = "redis"
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 6379, db: int = 0,
+                 password: Optional[str] = None, prefix: str = "ilptx:", instance: str = "default",
+                 *, reactor=None) -> None:
+        self.host, self.port, self.db, self.password = host, port, db, password
+        self.prefix = prefix
+        self.instance = instance
+        self._reactor = reactor
+        self._redis = None
+        self._log = Logger(namespace="ilptx.stores.redis")
+        self._balance_prefix = prefix + "b:"
+        self._accounts = prefix + "accounts"
+        self._held = prefix + "r:" + instance
+        self._outbox = prefix + "outbox"
+        self._outbox_order = prefix + "outbox:order"
+        self._outbox_seq = prefix + "outbox:seq"
+        self._kv = prefix + "kv"
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @inlineCallbacks
+    def open(self):
+        """Connect, load the scripts and check the server's persistence settings.
+
+        :returns: ``Deferred[None]``; errbacks when Redis cannot be reached or refuses AUTH.
+        """
+        import txredisapi
+
+        self._redis = yield txredisapi.Connection(
+            self.host, self.port, dbid=self.db, password=self.password, reconnect=True,
+            charset="utf-8", convertNumbers=False)
+        for name, body in _BODIES.items():
+            sha = yield self._redis.execute_command("SCRIPT", "LOAD", body)
+            if sha != _SHAS[name]:  # pragma: no cover - Redis hashes the bytes we send
+                raise RuntimeError(f"redis store: script {name} loaded as {sha}, expected {_SHAS[name]}")
+        yield self._check_persistence()
+
+    @inlineCallbacks
+    def _check_persistence(self):
+        try:
+            appendonly = yield self._redis.execute_command("CONFIG", "GET", "appendonly")
+            appendfsync = yield self._redis.execute_command("CONFIG", "GET", "appendfsync")
+        except Exception as e:  # CONFIG is often disabled on managed Redis
+            self._log.info("redis store: cannot read the persistence settings of {host}:{port} ({error}); "
+                           "committed changes are as durable as that server makes them",
+                           host=self.host, port=self.port, error=e)
+            return
+        settings = dict(zip(appendonly[::2], appendonly[1::2]))
+        settings.update(zip(appendfsync[::2], appendfsync[1::2]))
+        if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
+            self._log.warn("redis store: {host}:{port} runs with appendonly={appendonly} "
+                           "appendfsync={appendfsync}; a crash of the Redis host can lose changes "
+                           "the connector has committed (set appendonly yes, appendfsync always)",
+                           host=self.host, port=self.port, appendonly=settings.get("appendonly"),
+                           appendfsync=settings.get("appendfsync"))
+
+    def close(self) -> Deferred:
+        """Close the connection. :returns: ``Deferred[None]``."""
+        redis, self._redis = self._redis, None
+        if redis is None:
+            from twisted.internet.defer import succeed
+
+            return succeed(None)
+        return redis.disconnect()
+
+    # --- scripts -------------------------------------------------------------------------
+
+    def _run(self, name: str, keys: tuple, args: tuple) -> Deferred:
+        d = self._redis.execute_command("EVALSHA", _SHAS[name], len(keys), *keys, *args)
+        d.addErrback(self._noscript, name, keys, args)
+        return d
+
+    def _noscript(self, failure, name: str, keys: tuple, args: tuple):
+        import txredisapi
+
+        if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
+            return self._redis.execute_command("EVAL", _BODIES[name], len(keys), *keys, *args)
+        return failure
+
+    # --- balances ------------------------------------------------------------------------
+
+    def reserve_incoming(self, account_id: str, amount: int, maximum: Optional[int]) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.reserve_incoming` (one script)."""
+        return self._run("reserve_incoming", (self._balance_prefix + account_id, self._held, self._accounts),
+                         (account_id, str(amount), _limit(maximum))).addCallback(bool)
+
+    def reserve_outgoing(self, account_id: str, amount: int, minimum: Optional[int]) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.reserve_outgoing` (one script)."""
+        return self._run("reserve_outgoing", (self._balance_prefix + account_id, self._held, self._accounts),
+                         (account_id, str(amount), _limit(minimum))).addCallback(bool)
+
+    def settle_incoming(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.settle_incoming` (one script)."""
+        return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
+                         (account_id, str(amount), "1" if fulfilled else "0", "i")).addCallback(_state)
+
+    def settle_outgoing(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.settle_outgoing` (one script)."""
+        return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
+                         (account_id, str(amount), "1" if fulfilled else "0", "o")).addCallback(_state)
+
+    def adjust(self, account_id: str, amount_diff: int) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.adjust`."""
+        return self._run("adjust", (self._balance_prefix + account_id, self._accounts),
+                         (account_id, str(amount_diff))).addCallback(_state)
+
+    def add_settlement(self, settlement_id: str, account_id: str, amount: int) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.add_settlement`."""
+        return self._run("add_settlement", (self._outbox, self._outbox_order, self._outbox_seq,
+                                            self._balance_prefix + account_id, self._accounts),
+                         (settlement_id, account_id, str(amount))).addCallback(lambda _: None)
+
+    def complete_settlement(self, settlement_id: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.complete_settlement`."""
+        return self._run("complete_settlement", (self._outbox, self._outbox_order),
+                         (settlement_id, self._balance_prefix)).addCallback(bool)
+
+    def pending_settlements(self) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.pending_settlements`."""
+        def rows(flat):
+            return [(flat[n], flat[n + 2], int(flat[n + 1])) for n in range(0, len(flat), 3)]
+
+        return self._run("pending_settlements", (self._outbox, self._outbox_order), ()).addCallback(rows)
+
+    def get_balance(self, account_id: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.get_balance` (one ``HMGET``)."""
+        def state(values):
+            return BalanceState(*(int(v) if v is not None else 0 for v in values))
+
+        return self._redis.execute_command("HMGET", self._balance_prefix + account_id,
+                                           "b", "i", "o", "s").addCallback(state)
+
+    def all_balances(self) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.all_balances` (an atomic snapshot)."""
+        return self._run("all_balances", (self._accounts,), (self._balance_prefix,)).addCallback(_states)
+
+    def recover(self) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.recover`. Only the reservations recorded for this
+        store's ``instance`` are released (incoming) or committed (outgoing)."""
+        return self._run("recover", (self._held,), (self._balance_prefix,)).addCallback(_states)
+
+    # --- plugin state / runtime accounts ---------------------------------------------------
+
+    def get(self, key: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.get`."""
+        return self._redis.execute_command("HGET", self._kv, key)
+
+    def put(self, key: str, value: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.put`."""
+        if not isinstance(value, str):
+            from twisted.internet.defer import fail
+
+            return fail(TypeError(f"store values are str, not {type(value).__name__}"))
+        return self._redis.execute_command("HSET", self._kv, key, value).addCallback(lambda _: None)
+
+    def delete(self, key: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.delete`."""
+        return self._redis.execute_command("HDEL", self._kv, key).addCallback(lambda _: None)
+
+    def keys(self, prefix: str) -> Deferred:
+        """See :meth:`ilptx.interfaces.IStore.keys` (``HKEYS`` filtered here, sorted)."""
+        return self._redis.execute_command("HKEYS", self._kv).addCallback(
+            lambda keys: sorted(k for k in keys if k.startswith(prefix)))
