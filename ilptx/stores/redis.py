@@ -207,7 +207,8 @@ track(KEYS[2], 'o:' .. ARGV[1], ARGV[2], true)
 return 1
 """,
     # KEYS: balance hash, instance hash, accounts set.
-    # ARGV: account, amount, fulfilled ('1'/'0'), direction ('i'/'o'). Returns {b, i, o, s}.
+    # ARGV: account, amount, fulfilled ('1'/'0'), direction ('i'/'o'). Returns 'b i o s' (one
+    # bulk string: a quarter of the reply parsing of a four-element array).
     "settle": r"""
 local v = redis.call('HMGET', KEYS[1], 'b', 'i', 'o', 's')
 local b, i, o, s = v[1] or '0', v[2] or '0', v[3] or '0', v[4] or '0'
@@ -223,15 +224,15 @@ else
 end
 if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
 track(KEYS[2], ARGV[4] .. ':' .. ARGV[1], amount, false)
-return {b, i, o, s}
+return b .. ' ' .. i .. ' ' .. o .. ' ' .. s
 """,
-    # KEYS: balance hash, accounts set. ARGV: account, diff. Returns {b, i, o, s}.
+    # KEYS: balance hash, accounts set. ARGV: account, diff. Returns 'b i o s'.
     "adjust": r"""
 local v = redis.call('HMGET', KEYS[1], 'b', 'i', 'o', 's')
 local b = add(v[1] or '0', ARGV[2])
 redis.call('HSET', KEYS[1], 'b', b)
 if not v[1] then redis.call('SADD', KEYS[2], ARGV[1]) end
-return {b, v[2] or '0', v[3] or '0', v[4] or '0'}
+return b .. ' ' .. (v[2] or '0') .. ' ' .. (v[3] or '0') .. ' ' .. (v[4] or '0')
 """,
     # KEYS: outbox hash, outbox order zset, outbox seq, balance hash, accounts set.
     # ARGV: settlement id, account, amount. Returns 1 if added, 0 if known.
@@ -320,6 +321,11 @@ _SHAS = {name: hashlib.sha1(body).hexdigest() for name, body in _BODIES.items()}
 
 def _state(values) -> BalanceState:
     return BalanceState(int(values[0]), int(values[1]), int(values[2]), int(values[3]))
+
+
+def _joined_state(reply: str) -> BalanceState:
+    b, i, o, s = reply.split(" ")
+    return BalanceState(int(b), int(i), int(o), int(s))
 
 
 def _states(flat) -> dict[str, BalanceState]:
@@ -439,17 +445,17 @@ class RedisStore:
     def settle_incoming(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.settle_incoming` (one script)."""
         return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), "1" if fulfilled else "0", "i")).addCallback(_state)
+                         (account_id, str(amount), "1" if fulfilled else "0", "i")).addCallback(_joined_state)
 
     def settle_outgoing(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.settle_outgoing` (one script)."""
         return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), "1" if fulfilled else "0", "o")).addCallback(_state)
+                         (account_id, str(amount), "1" if fulfilled else "0", "o")).addCallback(_joined_state)
 
     def adjust(self, account_id: str, amount_diff: int) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.adjust`."""
         return self._run("adjust", (self._balance_prefix + account_id, self._accounts),
-                         (account_id, str(amount_diff))).addCallback(_state)
+                         (account_id, str(amount_diff))).addCallback(_joined_state)
 
     def add_settlement(self, settlement_id: str, account_id: str, amount: int) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.add_settlement`."""
