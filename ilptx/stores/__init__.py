@@ -12,7 +12,8 @@ sqlite     the database file (default              ``synchronous``: ``FULL`` (de
            working directory)
 redis      optional ``redis://[:password@]host     ``host`` (127.0.0.1), ``port`` (6379),
            [:port][/db]``; ``storeConfig`` keys    ``db`` (0), ``password``, ``prefix``
-           given as well take precedence           (``ilptx:``), ``instance`` (``default``)
+           given as well take precedence           (``ilptx:``), ``instance`` (``default``),
+                                                   ``connectTimeout`` (ms, 10000)
 =========  =====================================  ==========================================
 """
 
@@ -32,7 +33,7 @@ STORES = ("memory", "redis", "sqlite")
 DEFAULT_SQLITE_PATH = "ilptx.sqlite"
 
 _SQLITE_KEYS = ("synchronous",)
-_REDIS_KEYS = ("host", "port", "db", "password", "prefix", "instance")
+_REDIS_KEYS = ("host", "port", "db", "password", "prefix", "instance", "connectTimeout")
 
 
 def make_store(name: str, store_path: Optional[str], store_config: Optional[Mapping[str, Any]], reactor):
@@ -106,9 +107,12 @@ def _redis_options(options: dict) -> dict:
         "password": (lambda v: v is None or isinstance(v, str), "must be a string"),
         "prefix": (lambda v: isinstance(v, str), "must be a string"),
         "instance": (lambda v: isinstance(v, str) and v != "", "must be a non-empty string"),
+        "connectTimeout": (lambda v: type(v) in (int, float) and v > 0, "must be a duration in ms > 0"),
     }
     for key, value in options.items():
         ok, problem = checks[key]
         if not ok(value):
             raise ConfigError(f"storeConfig.{key}", problem)
+    if "connectTimeout" in options:
+        options["connect_timeout"] = options.pop("connectTimeout") / 1000
     return options

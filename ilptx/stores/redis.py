@@ -347,17 +347,20 @@ class RedisStore:
     :param password: ``AUTH`` password, or ``None``.
     :param prefix: prepended to every key, so several connectors (or tests) can share a db.
     :param instance: this connector's name among those sharing the store (for ``recover``).
-    :param reactor: kept for symmetry with the other stores; ``txredisapi`` uses the global one.
+    :param connect_timeout: seconds :meth:`open` waits for the first answer.
+    :param reactor: for the connect timeout (default: the global reactor); ``txredisapi``
+        itself always uses the global reactor.
     """
 
     name = "redis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 6379, db: int = 0,
                  password: Optional[str] = None, prefix: str = "ilptx:", instance: str = "default",
-                 *, reactor=None) -> None:
+                 connect_timeout: float = 10.0, *, reactor=None) -> None:
         self.host, self.port, self.db, self.password = host, port, db, password
         self.prefix = prefix
         self.instance = instance
+        self.connect_timeout = connect_timeout
         self._reactor = reactor
         self._redis = None
         self._log = Logger(namespace="ilptx.stores.redis")
@@ -375,13 +378,26 @@ class RedisStore:
     def open(self):
         """Connect, load the scripts and check the server's persistence settings.
 
-        :returns: ``Deferred[None]``; errbacks when Redis cannot be reached or refuses AUTH.
+        :returns: ``Deferred[None]``; errbacks with :class:`ConnectionError` when Redis does
+            not answer (unreachable, or refusing our ``AUTH``/``SELECT``) within
+            ``connect_timeout`` seconds.
         """
         import txredisapi
 
-        self._redis = yield txredisapi.Connection(
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        self._redis = txredisapi.lazyConnection(
             self.host, self.port, dbid=self.db, password=self.password, reconnect=True,
             charset="utf-8", convertNumbers=False)
+        try:
+            yield self._redis.execute_command("PING").addTimeout(self.connect_timeout, reactor)
+        except Exception as e:
+            redis, self._redis = self._redis, None
+            yield redis.disconnect()
+            raise ConnectionError(f"redis store: no answer from {self.host}:{self.port} db {self.db} "
+                                  f"within {self.connect_timeout:g} s (is it running, and are the "
+                                  f"password and db right?)") from e
         for name, body in _BODIES.items():
             sha = yield self._redis.execute_command("SCRIPT", "LOAD", body)
             if sha != _SHAS[name]:  # pragma: no cover - Redis hashes the bytes we send

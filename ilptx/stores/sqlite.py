@@ -38,7 +38,7 @@ Design
 
 When a write fails (disk full, I/O error), the Deferreds waiting for that transaction errback
 with :class:`StoreWriteError`; the mirror keeps the change, the rows stay dirty and the store
-retries after ``retryDelay`` seconds (and with the next change).
+retries after ``retry_delay`` seconds (and with the next change).
 
 What this store does not do: share the file with another process; enforce limits on its own
 (callers pass ``maximum``/``minimum``); expire reservations (see ``recover``).

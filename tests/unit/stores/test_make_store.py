@@ -47,19 +47,21 @@ def test_sqlite_bad_config(config, key):
 
 
 def test_redis_defaults():
-    """store: redis defaults to 127.0.0.1:6379 db 0, prefix ilptx:, instance default."""
+    """store: redis defaults to 127.0.0.1:6379 db 0, prefix ilptx:, instance default, 10 s to connect."""
     store = make_store("redis", "", {}, Clock())
     assert isinstance(store, RedisStore) and verifyObject(IStore, store)
     assert (store.host, store.port, store.db, store.password, store.prefix, store.instance) == (
         "127.0.0.1", 6379, 0, None, "ilptx:", "default")
+    assert store.connect_timeout == 10.0
 
 
 def test_redis_config_keys():
     """Every storeConfig key reaches the store."""
     store = make_store("redis", None, {"host": "redis.local", "port": 6380, "db": 2, "password": "pw",
-                                       "prefix": "c1:", "instance": "node-a"}, Clock())
+                                       "prefix": "c1:", "instance": "node-a", "connectTimeout": 2500}, Clock())
     assert (store.host, store.port, store.db, store.password, store.prefix, store.instance) == (
         "redis.local", 6380, 2, "pw", "c1:", "node-a")
+    assert store.connect_timeout == 2.5
 
 
 def test_redis_url():
@@ -88,6 +90,8 @@ def test_redis_config_overrides_url():
     ("", {"instance": ""}, "storeConfig.instance"),
     ("", {"prefix": 3}, "storeConfig.prefix"),
     ("", {"hots": "x"}, "storeConfig.hots"),
+    ("", {"connectTimeout": 0}, "storeConfig.connectTimeout"),
+    ("", {"connectTimeout": "1s"}, "storeConfig.connectTimeout"),
 ])
 def test_redis_bad_config(path, config, key):
     """Bad URLs and bad or unknown storeConfig keys are ConfigErrors naming the key."""

@@ -153,3 +153,23 @@ def test_weak_persistence_is_logged(make, redis_server):
     finally:
         globalLogPublisher.removeObserver(events.append)
         redis_server.command("CONFIG", "SET", "appendfsync", "always")
+
+
+@pytest_twisted.inlineCallbacks
+def test_open_fails_when_redis_does_not_answer():
+    """open() errbacks with ConnectionError (naming host and port) when nothing listens."""
+    from procs import free_port
+
+    port = free_port()
+    store = RedisStore(port=port, connect_timeout=0.3)
+    with pytest.raises(ConnectionError, match=f"127.0.0.1:{port}"):
+        yield store.open()
+    yield store.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_open_fails_on_a_refused_password(redis_server):
+    """open() errbacks with ConnectionError when the server refuses AUTH."""
+    store = RedisStore(port=redis_server.port, password="wrong", connect_timeout=0.5)
+    with pytest.raises(ConnectionError):
+        yield store.open()
