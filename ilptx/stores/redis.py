@@ -56,7 +56,8 @@ from __future__ import annotations
 import hashlib
 from typing import Optional
 
-from twisted.internet.defer import Deferred, inlineCallbacks
+import txredisapi
+from twisted.internet.defer import Deferred, fail, inlineCallbacks, succeed
 from twisted.logger import Logger
 from zope.interface import implementer
 
@@ -382,8 +383,6 @@ class RedisStore:
             not answer (unreachable, or refusing our ``AUTH``/``SELECT``) within
             ``connect_timeout`` seconds.
         """
-        import txredisapi
-
         reactor = self._reactor
         if reactor is None:
             from twisted.internet import reactor
@@ -427,8 +426,6 @@ class RedisStore:
         """Close the connection. :returns: ``Deferred[None]``."""
         redis, self._redis = self._redis, None
         if redis is None:
-            from twisted.internet.defer import succeed
-
             return succeed(None)
         return redis.disconnect()
 
@@ -440,8 +437,6 @@ class RedisStore:
         return d
 
     def _noscript(self, failure, name: str, keys: tuple, args: tuple):
-        import txredisapi
-
         if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
             return self._redis.execute_command("EVAL", _BODIES[name], len(keys), *keys, *args)
         return failure
@@ -517,8 +512,6 @@ class RedisStore:
     def put(self, key: str, value: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.put`."""
         if not isinstance(value, str):
-            from twisted.internet.defer import fail
-
             return fail(TypeError(f"store values are str, not {type(value).__name__}"))
         return self._redis.execute_command("HSET", self._kv, key, value).addCallback(lambda _: None)
 
