@@ -206,7 +206,9 @@ class IStore(Interface):
         """Reserve an outgoing Prepare's ``amount`` if
         ``balance - outgoing_reserved - amount >= minimum`` (``minimum=None``: no limit).
 
-        :returns: ``Deferred[bool]``: ``False`` (nothing changed) when under the minimum.
+        :returns: ``Deferred[bool]``: ``False`` (nothing changed) when under the minimum;
+            ``True`` only once the reservation is durable, because the connector forwards
+            the Prepare then and a restart must know about it (see :meth:`recover`).
         """
 
     def settle_outgoing(account_id, amount, fulfilled):

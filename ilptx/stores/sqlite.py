@@ -18,9 +18,10 @@ Design
 * **Which Deferreds wait.** Operations that *commit* money or state (``settle_*`` with
   ``fulfilled=True``, ``adjust``, ``add_settlement``, ``complete_settlement``, ``recover``,
   ``put``, ``delete``) return a Deferred that fires only after the transaction holding the
-  change has committed. Reservations (``reserve_*``) and released reservations (``settle_*``
-  with ``fulfilled=False``) are written the same way but their Deferreds have already fired
-  when returned: the per-packet path pays no wait for them. A crash in the moment between
+  change has committed, and so does ``reserve_outgoing`` (the connector forwards a Prepare
+  only once its outgoing reservation is durable). ``reserve_incoming`` and released
+  reservations (``settle_*`` with ``fulfilled=False``) are written the same way but their
+  Deferreds have already fired when returned: the per-packet path pays no wait for them. A crash in the moment between
   such a call and the next commit (one fsync, typically well under 10 ms) loses it; see
   :meth:`SqliteStore.wait_durable` to wait anyway.
 * **Durability.** The file is in WAL mode with ``synchronous=FULL`` by default: the WAL is
@@ -406,7 +407,9 @@ class SqliteStore:
         return succeed(True)
 
     def reserve_outgoing(self, account_id: str, amount: int, minimum: Optional[int]) -> Deferred:
-        """See :meth:`ilptx.interfaces.IStore.reserve_outgoing`; fires at once (not durable yet)."""
+        """See :meth:`ilptx.interfaces.IStore.reserve_outgoing`; fires ``True`` once the
+        reservation is durable: the connector forwards the Prepare only then, so a crash can
+        never forget a Prepare the next hop may fulfill. (The check itself is immediate.)"""
         if not self._open:
             return self._closed()
         new = apply_reserve_outgoing(self._balances.get(account_id, _ZERO), amount, minimum)
@@ -414,9 +417,7 @@ class SqliteStore:
             return succeed(False)
         self._balances[account_id] = new
         self._dirty_balances.add(account_id)
-        if self._scheduled is None and self._inflight is None:
-            self._scheduled = self._reactor.callLater(0, self._flush)
-        return succeed(True)
+        return self._commit(True)
 
     def _settle(self, account_id: str, amount: int, fulfilled: bool, incoming: bool) -> Deferred:
         if not self._open:

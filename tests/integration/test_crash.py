@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred, DeferredList, succeed
+from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succeed
 
 from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.plugins.btp import BtpPlugin
@@ -76,7 +76,7 @@ def read_sqlite_balances(path) -> dict:
 
 
 @pytest_twisted.inlineCallbacks
-def run_crash(processes, tmp_path, store: dict, read_balances):
+def run_crash(processes, tmp_path, store: dict, read_balances, kill_mode: str):
     ports = dict(zip(("alice", "bob"), free_ports(2)))
     config_path = tmp_path / "connector.json"
     config_path.write_text(json.dumps(connector_config(store, ports)))
@@ -113,8 +113,14 @@ def run_crash(processes, tmp_path, store: dict, read_balances):
             result = decode_response(raw)
             (acknowledged if isinstance(result, Fulfill) else rejected).append(amount)
             if len(acknowledged) == KILL_AFTER_FULFILLED:
-                # kill at a random moment a little later, mid-flight, not on an answer boundary
-                reactor.callLater(random.uniform(0.0, 0.03), kill)
+                if kill_mode == "on-ack":
+                    # right as a Fulfill arrives: catches a connector that answers before its
+                    # commit is durable (the commit would still be in flight)
+                    kill()
+                else:
+                    # a random moment a little later, mid-flight: catches forwarding before
+                    # the outgoing reservation is durable
+                    reactor.callLater(random.uniform(0.0, 0.03), kill)
             if not state["killed"]:
                 send_one()
 
@@ -159,14 +165,42 @@ def run_crash(processes, tmp_path, store: dict, read_balances):
             "bob": bob_balance}
 
 
+@pytest.mark.parametrize("kill_mode", ["on-ack", "random"])
 @pytest_twisted.inlineCallbacks
-def test_crash_sqlite(processes, tmp_path):
+def test_crash_sqlite(processes, tmp_path, kill_mode):
     """SIGKILL under load, restart on the same SQLite file: balances match the clients exactly."""
     path = tmp_path / "ilptx.sqlite"
 
     def read():
         return succeed(read_sqlite_balances(path))
 
-    outcome = yield run_crash(processes, tmp_path, {"store": "sqlite", "storePath": str(path)}, read)
+    outcome = yield run_crash(processes, tmp_path, {"store": "sqlite", "storePath": str(path)}, read, kill_mode)
     print("crash outcome:", outcome)
     assert outcome["acknowledged"] >= KILL_AFTER_FULFILLED
+
+
+@pytest.mark.parametrize("kill_mode", ["on-ack", "random"])
+@pytest_twisted.inlineCallbacks
+def test_crash_redis(processes, tmp_path, kill_mode):
+    """SIGKILL under load, restart on the same Redis: balances match the clients exactly."""
+    from ilptx.stores.redis import RedisStore
+    from unit.stores.redis_server import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        store = {"store": "redis", "storeConfig": {"port": server.port, "prefix": "crash:"}}
+
+        @inlineCallbacks
+        def read():
+            reader = RedisStore(port=server.port, prefix="crash:", reactor=reactor)
+            yield reader.open()
+            try:
+                balances = yield reader.all_balances()
+            finally:
+                yield reader.close()
+            return {k: (v.balance, v.incoming_reserved, v.outgoing_reserved) for k, v in balances.items()}
+
+        outcome = yield run_crash(processes, tmp_path, store, read, kill_mode)
+        assert outcome["acknowledged"] >= KILL_AFTER_FULFILLED
+    finally:
+        server.stop()

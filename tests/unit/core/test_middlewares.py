@@ -38,11 +38,11 @@ def child(**settings):
 class Net:
     """A connector test.node with child accounts alice and bob (settings per test)."""
 
-    def __init__(self, alice=None, bob=None, custom=None, **top):
+    def __init__(self, alice=None, bob=None, custom=None, store=None, **top):
         self.clock = Clock()
         self.clock.advance(1_700_000_000)
         self.clients: dict[str, MemoryPlugin] = {}
-        self.store = MemoryStore()
+        self.store = store if store is not None else MemoryStore()
         self.stats = CountingStats()
         data = {"ilpAddress": "test.node", "spread": 0,
                 "accounts": {"alice": child(**(alice or {})), "bob": child(**(bob or {}))}, **top}
@@ -382,3 +382,45 @@ def test_unknown_custom_middleware_type_stops_startup():
     with pytest.raises(ConfigError) as info:
         Net(middlewares={"x": {"type": "nope"}})
     assert str(info.value) == "middlewares.x.type: unknown middleware type 'nope'; installed: none"
+
+
+class GatedStore(MemoryStore):
+    """A MemoryStore whose durable steps (fulfilled incoming settle, outgoing reserve) wait for the test."""
+
+    def __init__(self):
+        super().__init__()
+        self.gates: list[tuple[str, Deferred]] = []
+
+    def _gate(self, what, value):
+        d = Deferred()
+        self.gates.append((what, d))
+        return d.addCallback(lambda _: value)
+
+    def settle_incoming(self, account_id, amount, fulfilled):
+        state = super().settle_incoming(account_id, amount, fulfilled).result
+        return self._gate("commit", state) if fulfilled else _fired(state)
+
+    def reserve_outgoing(self, account_id, amount, minimum):
+        ok = super().reserve_outgoing(account_id, amount, minimum).result
+        return self._gate("reserve", ok) if ok else _fired(ok)
+
+
+def _fired(value):
+    d = Deferred()
+    d.callback(value)
+    return d
+
+
+def test_fulfill_is_relayed_only_after_the_commit_is_durable():
+    """The sender gets the Fulfill only once the store says the incoming commit is durable."""
+    net = Net(alice={"balance": {"maximum": "1000"}}, bob={"balance": {"minimum": "-1000", "maximum": "0"}},
+              store=GatedStore())
+    out = []
+    net.send(net.prepare(amount=5, data=b"g1")).addCallback(out.append)
+    (what, gate), = [(w, g) for w, g in net.store.gates if w == "reserve"]
+    assert net.bob_handler.received == []  # not forwarded before the outgoing reservation is durable
+    gate.callback(None)
+    assert len(net.bob_handler.received) == 1 and out == []  # bob fulfilled; the sender still waits
+    (what, commit), = [(w, g) for w, g in net.store.gates if w == "commit"]
+    commit.callback(None)
+    assert out == [Fulfill(FULFILLMENT, b"")]

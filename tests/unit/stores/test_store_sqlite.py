@@ -94,14 +94,25 @@ def h(tmp_path):
         harness.close()
 
 
-def test_reservations_fire_at_once(h):
-    """reserve_* and unfulfilled settle_* have fired when they return, before any write."""
+def test_incoming_reservations_and_releases_fire_at_once(h):
+    """reserve_incoming, a refused reserve_outgoing and unfulfilled settle_* fire before any write."""
     assert h.store.reserve_incoming("a", 5, None).result is True
-    assert h.store.reserve_outgoing("a", 5, None).result is True
     assert h.store.reserve_incoming("a", 5, 0).result is False
-    assert h.store.settle_incoming("a", 5, False).result == B(outgoing_reserved=5)
-    assert h.store.settle_outgoing("a", 5, False).result == B()
+    assert h.store.reserve_outgoing("a", 5, 0).result is False
+    assert h.store.settle_incoming("a", 5, False).result == B()
     assert h.writes() == 0
+
+
+def test_outgoing_reservation_fires_only_once_durable(h):
+    """reserve_outgoing fires True only after the transaction holding it commits (forward after durable)."""
+    done = []
+    h.store.reserve_outgoing("a", 5, None).addCallback(done.append)
+    assert done == [] and h.writes() == 0
+    h.turn()
+    assert done == [] and h.writes() == 1
+    h.executor.finish()
+    assert done == [True] and h.store.transactions == 1
+    assert h.store.settle_outgoing("a", 5, False).result == B()
 
 
 @pytest.mark.parametrize("call", [
