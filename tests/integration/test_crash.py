@@ -184,7 +184,7 @@ def test_crash_sqlite(processes, tmp_path, kill_mode):
 def test_crash_redis(processes, tmp_path, kill_mode):
     """SIGKILL under load, restart on the same Redis: balances match the clients exactly."""
     from ilptx.stores.redis import RedisStore
-    from unit.stores.redis_server import RedisServer
+    from integration.stores.redis_server import RedisServer
 
     server = RedisServer(tmp_path / "redis").start()
     try:

@@ -51,45 +51,41 @@ class BalanceMiddleware(Middleware):
 
     def incoming(self, account, prepare, next_handler) -> Deferred:
         """Reserve, forward, then commit on Fulfill (durably, before answering) or release."""
-        amount = prepare.amount
-        if amount == 0:
-            return next_handler(account, prepare)
         store = self._store
-
-        def reserved(ok: bool):
-            if not ok:
-                raise InsufficientLiquidityError("exceeded maximum balance.")
-            return next_handler(account, prepare).addBoth(answered)
-
-        def answered(result):
-            fulfilled = type(result) is Fulfill
-            d = store.settle_incoming(account.id, amount, fulfilled)
-            if fulfilled:
-                d.addCallback(self._committed, account)
-            return d.addCallback(lambda _: result)
-
-        return store.reserve_incoming(account.id, amount, self.limits.maximum).addCallback(reserved)
+        return self._hold(account, prepare, next_handler,
+                          store.reserve_incoming(account.id, prepare.amount, self.limits.maximum)
+                          if prepare.amount else None,
+                          store.settle_incoming, _maximum_exceeded)
 
     def outgoing(self, account, prepare, next_handler) -> Deferred:
-        """Check the minimum and reserve before forwarding; commit on Fulfill or release."""
-        amount = prepare.amount
-        if amount == 0:
-            return next_handler(account, prepare)
+        """Check the minimum and reserve (durably) before forwarding; commit on Fulfill or release."""
         store = self._store
+        return self._hold(account, prepare, next_handler,
+                          store.reserve_outgoing(account.id, prepare.amount, self.limits.minimum)
+                          if prepare.amount else None,
+                          store.settle_outgoing, _insufficient_funds)
+
+    def _hold(self, account, prepare, next_handler, reserving, settle, refusal) -> Deferred:
+        """Run ``next_handler`` under a reservation: T04 ``refusal(account, amount)`` if it was refused; after
+        the answer, commit (Fulfill) or release (anything else) through ``settle``, and pass
+        the answer on only when that is done. Zero amounts pass straight through."""
+        if reserving is None:
+            return next_handler(account, prepare)
+        amount = prepare.amount
 
         def reserved(ok: bool):
             if not ok:
-                raise InsufficientLiquidityError(f"insufficient funds. account={account.id} amount={amount}")
+                raise InsufficientLiquidityError(refusal(account, amount))
             return next_handler(account, prepare).addBoth(answered)
 
         def answered(result):
             fulfilled = type(result) is Fulfill
-            d = store.settle_outgoing(account.id, amount, fulfilled)
+            d = settle(account.id, amount, fulfilled)
             if fulfilled:
                 d.addCallback(self._committed, account)
             return d.addCallback(lambda _: result)
 
-        return store.reserve_outgoing(account.id, amount, self.limits.minimum).addCallback(reserved)
+        return reserving.addCallback(reserved)
 
     def incoming_money(self, account, amount, next_handler) -> Deferred:
         """The peer settled ``amount`` with us: it owes us that much less."""
@@ -101,6 +97,15 @@ class BalanceMiddleware(Middleware):
         if self._settlement is not None:
             self._settlement.maybe_settle(account, state, self.limits)
         return None
+
+
+def _maximum_exceeded(account, amount) -> str:
+    # the reference's exact text: peers' alert middlewares match on it
+    return "exceeded maximum balance."
+
+
+def _insufficient_funds(account, amount) -> str:
+    return f"insufficient funds. account={account.id} amount={amount}"
 
 
 def create(options, *, account, services):

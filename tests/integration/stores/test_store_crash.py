@@ -23,7 +23,7 @@ from twisted.internet.defer import gatherResults
 from ilptx.core.balances import BalanceState
 from ilptx.stores.redis import RedisStore
 from ilptx.stores.sqlite import SqliteStore
-from unit.stores.redis_server import RedisServer
+from integration.stores.redis_server import RedisServer
 
 pytestmark = pytest.mark.integration
 

@@ -1,6 +1,6 @@
 """A throwaway ``redis-server`` for store tests: own port, own directory, AOF fsynced always.
 
-Imported as ``unit.stores.redis_server`` (``tests/`` is on ``sys.path``, see ``tests/conftest.py``).
+Imported as ``integration.stores.redis_server`` (``tests/`` is on ``sys.path``, see ``tests/conftest.py``).
 """
 
 from __future__ import annotations

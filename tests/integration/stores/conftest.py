@@ -7,7 +7,7 @@ import itertools
 import pytest
 import pytest_twisted
 
-from unit.stores.redis_server import RedisServer
+from integration.stores.redis_server import RedisServer
 
 _prefixes = itertools.count()
 
