@@ -284,10 +284,14 @@ class AccountConfig:
 class ConnectorConfig:
     """The validated connector config. Durations are in ms, as in the reference.
 
+    :ivar ilp_address: the configured address, or ``None`` when it is taken from a parent.
+    :ivar inherit_address_from: the account to ask with IL-DCP (RFC 31) when ``ilpAddress``
+        is not set: ``ilpAddressInheritFrom``, else the first parent; ``None`` otherwise.
     :ivar raw: every key, defaults filled in (read-only mapping).
     """
 
-    ilp_address: str
+    ilp_address: Optional[str]
+    inherit_address_from: Optional[str]
     accounts: tuple
     routes: tuple
     default_route: str
@@ -426,13 +430,19 @@ def parse_config(data: Any, env: Optional[Mapping[str, str]] = None) -> Connecto
     ids = {a.id for a in accounts}
 
     address = cfg["ilpAddress"]
+    inherit_from = cfg["ilpAddressInheritFrom"]
+    if inherit_from and inherit_from not in ids:
+        raise ConfigError("ilpAddressInheritFrom", f"no account named {inherit_from!r}")
     if address == "unknown":
-        if any(a.relation == "parent" for a in accounts):
-            raise ConfigError("ilpAddress", "must be set: getting the address from a parent (IL-DCP) "
-                                            "is not supported yet")
-        raise ConfigError("ilpAddress", "is required (no account has relation parent to get it from)")
-    if not is_valid_address(address):
+        parents = [a.id for a in accounts if a.relation == "parent"]
+        if not inherit_from and not parents:
+            raise ConfigError("ilpAddress", "is required (no account has relation parent to get it from)")
+        inherit_from = inherit_from or parents[0]
+        address = None  # taken from inherit_from with IL-DCP at start-up
+    elif not is_valid_address(address):
         raise ConfigError("ilpAddress", f"{address!r} is not an ILP address (RFC 15), e.g. test.mynode")
+    else:
+        inherit_from = None
     for account in accounts:
         if account.ilp_address_segment is not None and not is_valid_segment(account.ilp_address_segment):
             raise ConfigError(f"accounts.{account.id}.ilpAddressSegment", "must be one ILP address segment")
@@ -451,6 +461,7 @@ def parse_config(data: Any, env: Optional[Mapping[str, str]] = None) -> Connecto
 
     return ConnectorConfig(
         ilp_address=address,
+        inherit_address_from=inherit_from,
         accounts=tuple(accounts),
         routes=tuple((r["targetPrefix"], r["peerId"]) for r in cfg["routes"]),
         default_route=default_route,

@@ -17,6 +17,7 @@ from zope.interface.verify import verifyObject
 from ilptx.config import AccountConfig, ConnectorConfig, parse_config
 from ilptx.core.accounts import Account, Accounts
 from ilptx.core.alerts import Alerts
+from ilptx.core.ildcp import AddressInheritance
 from ilptx.core.middleware import MiddlewareServices, builtin_factories
 from ilptx.core.pipeline import make_middlewares
 from ilptx.core.rates import OneToOneBackend
@@ -28,7 +29,10 @@ from ilptx.interfaces import ILedgerPlugin, IStore
 from ilptx.metrics import PrometheusStats
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
-__all__ = ["Connector", "build_connector", "runtime_account_config", "RUNTIME_ACCOUNT_PREFIX"]
+__all__ = ["Connector", "build_connector", "runtime_account_config", "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
+
+#: The connector's address until a parent tells it (IL-DCP), as in the reference.
+UNKNOWN_ADDRESS = "unknown"
 
 
 class Connector(Service):
@@ -58,6 +62,8 @@ class Connector(Service):
         self._account_builder = account_builder
         #: after startService: ``Deferred[None]``, see :meth:`_when_ready`
         self.ready: Optional[Deferred] = None
+        #: takes our address from a parent when ``ilpAddress`` is not configured
+        self.inheritance: Optional[AddressInheritance] = None
 
     @property
     def address(self) -> str:
@@ -92,6 +98,12 @@ class Connector(Service):
         connecting = []
         for account in self.accounts:
             connecting.append(self._connect(account))
+        if self.config.inherit_address_from is not None:
+            # IL-DCP from the parent (RFC 31): ready also waits for our address
+            self.inheritance = AddressInheritance(self.accounts.get(self.config.inherit_address_from),
+                                                  self.reactor, self._apply_parent_config)
+            self.inheritance.start()
+            connecting.append(self.inheritance.first)
         yield self._when_ready(DeferredList(connecting))
 
     def _connect(self, account: Account) -> Deferred:
@@ -131,6 +143,29 @@ class Connector(Service):
         self.log.failure("account {account}: plugin {plugin} failed to start", failure,
                          account=account.id, plugin=account.plugin_name)
         return False
+
+    # -- our address ---------------------------------------------------------------------------
+
+    def set_address(self, address: str) -> None:
+        """Change the connector's ILP address and move every child's route under it."""
+        old = self.switch.address
+        if address == old:
+            return
+        for account in self.accounts.by_relation("child"):
+            if old != UNKNOWN_ADDRESS:
+                self.routing_table.remove(f"{old}.{account.segment}")
+            self.routing_table.add(f"{address}.{account.segment}", account.id)
+        self.switch.address = address
+        self.log.info("our ILP address is now {address} (was {old})", address=address, old=old)
+
+    def _apply_parent_config(self, config) -> None:
+        parent = self.accounts.get(self.config.inherit_address_from)
+        if (parent.asset_code, parent.asset_scale) != (config.asset_code, config.asset_scale):
+            self.log.warn("account {account}: the parent says {code}/{scale}, the config {ccode}/{cscale}; "
+                          "using the parent's", account=parent.id, code=config.asset_code,
+                          scale=config.asset_scale, ccode=parent.asset_code, cscale=parent.asset_scale)
+            parent.asset_code, parent.asset_scale = config.asset_code, config.asset_scale
+        self.set_address(config.client_address)
 
     # -- accounts at run time (admin API) ----------------------------------------------------
 
@@ -202,6 +237,8 @@ class Connector(Service):
         if in_flight:
             self.log.info("stopping: waiting for {count} Prepares in flight", count=in_flight)
         yield self.switch.stop()
+        if self.inheritance is not None:
+            self.inheritance.stop()
         self.settlement.stop()
         for pipelines in self.switch.pipelines.values():
             pipelines.stop()
@@ -286,7 +323,8 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     accounts = Accounts()
     rate_backend = _make_rate_backend(config, reactor)
     switch = PacketSwitch(
-        address=config.ilp_address, accounts=accounts, routing_table=table, rate_backend=rate_backend,
+        address=config.ilp_address or UNKNOWN_ADDRESS, accounts=accounts, routing_table=table,
+        rate_backend=rate_backend,
         clock=reactor, min_message_window_ms=config.min_message_window, max_hold_time_ms=config.max_hold_time,
         reflect_payments=config.reflect_payments,
     )
@@ -319,7 +357,7 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         accounts.add(account)
         plugin.register_data_handler(switch.data_handler(account))
         plugin.register_money_handler(switch.money_handler(account))
-        if account.relation == "child":
+        if account.relation == "child" and switch.address != UNKNOWN_ADDRESS:
             table.add(f"{switch.address}.{account.segment}", account.id)
         if account.settings.get("balance") is None:
             log.warn("account {account} has no balance settings: it can spend unlimited funds", account=ac.id)

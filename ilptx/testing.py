@@ -54,17 +54,20 @@ class MemoryPlugin:
         self._listeners: list[Callable[[bool], None]] = []
 
     def connect(self) -> Deferred:
-        """Mark this side connected (and tell the listeners)."""
+        """Mark this side connected; both sides' listeners hear ``True`` once the link is up."""
         self.connected = True
-        for listener in self._listeners:
-            listener(True)
+        if self.is_connected():
+            for listener in self._listeners + self.peer._listeners:
+                listener(True)
         return succeed(None)
 
     def disconnect(self) -> Deferred:
-        """Mark this side disconnected (and tell the listeners)."""
+        """Mark this side disconnected; both sides' listeners hear ``False`` if the link was up."""
+        was_up = self.is_connected()
         self.connected = False
-        for listener in self._listeners:
-            listener(False)
+        if was_up:
+            for listener in self._listeners + self.peer._listeners:
+                listener(False)
         return succeed(None)
 
     def is_connected(self) -> bool:
