@@ -72,7 +72,6 @@ from ilptx.codec.oer import (
     DecodeError,
     EncodeError,
     Reader,
-    encode_uint,
     encode_var_octet_string,
     encode_var_uint,
 )
@@ -233,6 +232,12 @@ def _uint32(name: str, value: object) -> bytes:
     return value.to_bytes(4, "big")
 
 
+def _uint16(name: str, value: object) -> bytes:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= _UINT16_MAX:
+        raise EncodeError(f"{name} {value!r} is not a UInt16")
+    return value.to_bytes(2, "big")
+
+
 def _sequence(name: str, value: object) -> tuple:
     # A str is iterable too; refusing it avoids encoding "g.a" as the path ("g", ".", "a").
     if not isinstance(value, (tuple, list)):
@@ -242,7 +247,7 @@ def _sequence(name: str, value: object) -> tuple:
 
 def _address(name: str, value: object) -> bytes:
     if not isinstance(value, str) or not has_address_charset(value):
-        raise EncodeError(f"{name} {value!r} is not a valid ILP address")
+        raise EncodeError(f"{name} {repr(value)[:80]} is not a valid ILP address (RFC 15 characters, at most 1023)")
     return encode_var_octet_string(value.encode("ascii"))
 
 
@@ -270,7 +275,7 @@ def _encode_prop(prop: object) -> bytes:
         raise EncodeError(f"route props must be RouteProp, got {type(prop).__name__}")
     return (
         bytes((_prop_flags(prop),))
-        + encode_uint(prop.id, 2)
+        + _uint16("prop id", prop.id)
         + encode_var_octet_string(_check_bytes("prop value", prop.value))
     )
 
