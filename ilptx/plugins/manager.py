@@ -22,9 +22,10 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    from ilptx.plugins import btp  # built-in, registered like any third-party plugin
+    from ilptx.plugins import btp, mini_accounts  # built-ins, registered like any third-party plugin
 
     pm.register(btp, name="ilptx.builtin.btp")
+    pm.register(mini_accounts, name="ilptx.builtin.mini_accounts")
     if load_entry_points:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
     return pm

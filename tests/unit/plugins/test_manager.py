@@ -13,6 +13,7 @@ from ilptx.errors import ConfigError
 from ilptx.plugins import hookspecs
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager
+from ilptx.plugins.mini_accounts import MiniAccountsPlugin
 
 
 @pytest.fixture
@@ -51,12 +52,20 @@ def test_builtin_btp_answers_to_both_names():
     assert factories["btp"] is BtpPlugin and factories["ilp-plugin-btp"] is BtpPlugin
 
 
+def test_builtin_names_are_exactly_btp_and_mini_accounts():
+    """Without entry points the installed names are the two built-ins under both their names."""
+    factories = ledger_plugin_factories(make_plugin_manager(load_entry_points=False))
+    assert set(factories) == {"btp", "ilp-plugin-btp", "mini-accounts", "ilp-plugin-mini-accounts"}
+    assert factories["mini-accounts"] is MiniAccountsPlugin is factories["ilp-plugin-mini-accounts"]
+
+
 def test_third_party_distribution_is_found_through_entry_point(installed_distribution):
     """A pip-installed distribution's ``ilptx`` entry point adds its plugin names."""
     pm = make_plugin_manager()
     assert pm.get_plugin("fake-ledger") is not None
     factories = ledger_plugin_factories(pm)
-    assert {"btp", "ilp-plugin-btp", "fake-ledger"} <= set(factories)
+    assert set(factories) == {"btp", "ilp-plugin-btp", "mini-accounts", "ilp-plugin-mini-accounts",
+                              "fake-ledger"}
     plugin = factories["fake-ledger"]({"x": 1}, account_id="acct", reactor=None, log=None)
     assert plugin.account_id == "acct" and plugin.options == {"x": 1}
 
