@@ -17,6 +17,7 @@ from zope.interface.verify import verifyObject
 from ilptx.config import AccountConfig, ConnectorConfig, parse_config
 from ilptx.core.accounts import Account, Accounts
 from ilptx.core.alerts import Alerts
+from ilptx.core.ccp import RouteManager
 from ilptx.core.ildcp import AddressInheritance
 from ilptx.core.middleware import MiddlewareServices, builtin_factories
 from ilptx.core.pipeline import make_middlewares
@@ -95,6 +96,12 @@ class Connector(Service):
         for pipelines in self.switch.pipelines.values():
             pipelines.start()
         yield self.settlement.resume()
+        manager = self.switch.route_manager
+        if manager is not None:
+            if self.switch.address != UNKNOWN_ADDRESS:
+                manager.start()
+            for account in self.accounts:
+                self._track_routes(account)
         connecting = []
         for account in self.accounts:
             connecting.append(self._connect(account))
@@ -105,6 +112,20 @@ class Connector(Service):
             self.inheritance.start()
             connecting.append(self.inheritance.first)
         yield self._when_ready(DeferredList(connecting))
+
+    def _track_routes(self, account: Account) -> None:
+        """Exchange CCP routes with ``account`` while its plugin is connected."""
+        manager = self.switch.route_manager
+
+        def changed(connected: bool) -> None:
+            if connected:
+                manager.add_peer(account)
+            else:
+                manager.remove_peer(account.id)
+
+        account.plugin.add_connection_listener(changed)
+        if account.plugin.is_connected():
+            manager.add_peer(account)
 
     def _connect(self, account: Account) -> Deferred:
         d = maybeDeferred(account.plugin.connect)
@@ -157,6 +178,9 @@ class Connector(Service):
             self.routing_table.add(f"{address}.{account.segment}", account.id)
         self.switch.address = address
         self.log.info("our ILP address is now {address} (was {old})", address=address, old=old)
+        manager = self.switch.route_manager
+        if manager is not None and self.running:
+            manager.start()  # (re)loads our own and the children's routes under the new address
 
     def _apply_parent_config(self, config) -> None:
         parent = self.accounts.get(self.config.inherit_address_from)
@@ -239,6 +263,8 @@ class Connector(Service):
         yield self.switch.stop()
         if self.inheritance is not None:
             self.inheritance.stop()
+        if self.switch.route_manager is not None:
+            self.switch.route_manager.stop()
         self.settlement.stop()
         for pipelines in self.switch.pipelines.values():
             pipelines.stop()
@@ -375,6 +401,15 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         default = parents[0].id if parents else ""
     if default:
         table.set_default(default)
+
+    # 6. CCP route broadcasting: learn and announce routes with peers (off: static routes only).
+    if config.raw["routeBroadcastEnabled"]:
+        switch.route_manager = RouteManager(
+            accounts, table, lambda: switch.address, reactor, configured=config.routes,
+            routing_secret=config.raw["routingSecret"],
+            global_prefix="g" if config.raw["env"] == "production" else "test",
+            broadcast_interval_ms=config.raw["routeBroadcastInterval"], route_expiry_ms=config.raw["routeExpiry"],
+            cleanup_interval_ms=config.raw["routeCleanupInterval"])
 
     return Connector(config=config, accounts=accounts, routing_table=table, switch=switch,
                      rate_backend=rate_backend, store=store, stats=stats, alerts=alerts, settlement=settlement,

@@ -29,9 +29,16 @@ from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybe
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
-from ilptx.codec.ildcp import ILDCP_DESTINATION, PEER_PROTOCOL_CONDITION
+from ilptx.codec.ccp import (
+    CCP_CONTROL_DESTINATION,
+    CCP_UPDATE_DESTINATION,
+    decode_route_control,
+    decode_route_update,
+)
+from ilptx.codec.ildcp import ILDCP_DESTINATION, PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT
 from ilptx.codec.ilp import (
     ErrorCode,
+    Fulfill,
     Prepare,
     Reject,
     decode_prepare,
@@ -45,6 +52,7 @@ from ilptx.core.pipeline import AccountPipelines, build_pipelines
 from ilptx.core.rates import convert
 from ilptx.core.routing import RoutingTable
 from ilptx.errors import (
+    BadRequestError,
     IlpError,
     InsufficientTimeoutError,
     InternalError,
@@ -96,6 +104,8 @@ class PacketSwitch:
         self.reflect_payments = reflect_payments
         self.ildcp = IldcpHost(lambda: self.address)
         self.pipelines: dict[str, AccountPipelines] = {}
+        #: :class:`ilptx.core.ccp.RouteManager` when route broadcasting is on (``peer.route.*``)
+        self.route_manager = None
         self._in_flight: set[Deferred] = set()
         self._stopping = False
 
@@ -177,9 +187,22 @@ class PacketSwitch:
     def _peer_protocol(self, account: Account, prepare: Prepare):
         if prepare.execution_condition != PEER_PROTOCOL_CONDITION:
             raise InvalidPacketError("condition must be peer protocol condition.")
-        if prepare.destination == ILDCP_DESTINATION:
+        destination = prepare.destination
+        if destination == ILDCP_DESTINATION:
             return self.ildcp.handle(account, prepare)
-        raise InvalidPacketError(f"unknown peer protocol. destination={prepare.destination}")
+        if destination in (CCP_CONTROL_DESTINATION, CCP_UPDATE_DESTINATION):
+            manager = self.route_manager
+            if manager is None:
+                raise BadRequestError("route broadcasting is disabled on this connector.")
+            try:
+                if destination == CCP_CONTROL_DESTINATION:
+                    manager.handle_route_control(account, decode_route_control(prepare.data))
+                else:
+                    manager.handle_route_update(account, decode_route_update(prepare.data))
+            except DecodeError as exc:
+                raise InvalidPacketError(f"invalid CCP message: {exc}") from None
+            return Fulfill(PEER_PROTOCOL_FULFILLMENT, b"")
+        raise InvalidPacketError(f"unknown peer protocol. destination={destination}")
 
     def _next_expiry(self, source_expiry: datetime) -> datetime:
         """``min(source − minMessageWindow, now + maxHoldTime)``, in whole ms.

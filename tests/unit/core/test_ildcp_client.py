@@ -7,7 +7,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from ilptx.codec.ildcp import IldcpResponse, response_fulfill
-from ilptx.codec.ilp import Reject, decode_prepare, encode_packet
+from ilptx.codec.ilp import Fulfill, Reject, decode_prepare, encode_packet
 from ilptx.config import parse_config
 from ilptx.errors import ConfigError
 from ilptx.node import build_connector
@@ -24,6 +24,8 @@ class Parent:
 
     def handler(self, data):
         prepare = decode_prepare(data)
+        if prepare.destination.startswith("peer.route."):
+            return encode_packet(Fulfill(bytes(32), b""))  # CCP from our route manager: accepted
         self.requests.append(prepare)
         answer = self.answers.pop(0)
         if isinstance(answer, IldcpResponse):
