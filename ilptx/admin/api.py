@@ -99,8 +99,12 @@ class AdminApi:
 
     @app.route("/routing", methods=["GET"])
     def routing(self, request):
-        """The routing state in the reference's shape (no route broadcasting yet: the
-        forwarding table is the local one, the log and the peers are empty)."""
+        """The routing state in the reference's shape: routing table id, epoch, local and
+        forwarding tables, routing log and per-peer send/receive state (CCP). With
+        ``routeBroadcastEnabled: false`` the local table is the static one and the rest is empty."""
+        manager = self.connector.switch.route_manager
+        if manager is not None:
+            return _json(request, manager.status())
         table = self.connector.routing_table
         local = self._local_routes()
         forwarding = {prefix: {"nextHop": route["nextHop"], "path": prefix if not route["nextHop"] else ""}

@@ -284,3 +284,27 @@ def test_broadcast_disabled_still_routes_children_configured_and_default():
     assert a.routing_table.resolve("test.a.kid") == "kid"
     assert a.routing_table.resolve("test.far.x") == "b"
     assert a.routing_table.resolve("test.anything") == "up"
+
+
+def test_admin_routing_shows_ccp_state():
+    """GET /routing has the reference's shape with real CCP state (table id, epoch, log, peers)."""
+    import json as jsonlib
+
+    from treq.testing import StubTreq
+
+    from ilptx.admin.api import AdminApi
+
+    net = line()
+    net.settle(1.0)
+    api = AdminApi(net.connectors["B"])
+    treq = StubTreq(api.app.resource())
+    out = []
+    treq.get("http://admin/routing").addCallback(treq.content).addCallback(out.append)
+    treq.flush()
+    body = jsonlib.loads(out[0])
+    assert set(body) == {"routingTableId", "currentEpoch", "localRoutingTable", "forwardingRoutingTable",
+                         "routingLog", "peers"}
+    assert body["localRoutingTable"]["test.c"] == {"nextHop": "c", "path": "test.c"}
+    assert body["forwardingRoutingTable"]["test.c"] == {"nextHop": "c", "path": "test.b test.c"}
+    assert body["peers"]["a"]["send"]["mode"] == "MODE_SYNC" and body["currentEpoch"] >= 3
+    assert len(body["routingTableId"]) == 36
