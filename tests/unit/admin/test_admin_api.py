@@ -46,7 +46,9 @@ def test_routing_has_the_reference_keys(node):
                           "routingLog", "peers"}
     assert reply["localRoutingTable"]["test.node.bob"] == {"nextHop": "bob", "path": ""}
     assert reply["forwardingRoutingTable"]["test.node"] == {"nextHop": "", "path": "test.node"}
-    assert (reply["routingLog"], reply["peers"]) == ([], {})
+    # our own address is the first epoch of the forwarding log; no CCP peers in this node
+    assert reply["routingLog"] == [{"prefix": "test.node", "route": {"nextHop": "", "path": "test.node"}, "epoch": 0}]
+    assert reply["peers"] == {} and reply["currentEpoch"] == 1
 
 
 def test_accounts_hides_plugin_options(node):

@@ -41,7 +41,7 @@ def test_the_right_token_lets_every_endpoint_through(method, path, body):
     with_token = Node(token=TOKEN).request(method, path, body, token=TOKEN)
     without = Node().request(method, path, body)
     assert with_token.code == without.code != 401
-    if path != "/metrics":
+    if path not in ("/metrics", "/routing"):  # /routing carries a random routing table id per process
         assert with_token.body == without.body
 
 
