@@ -177,6 +177,8 @@ class Connector(Service):
                 self.routing_table.remove(f"{old}.{account.segment}")
             self.routing_table.add(f"{address}.{account.segment}", account.id)
         self.switch.address = address
+        for account in self.accounts.by_relation("child"):
+            _tell_plugin_address(account, address)
         self.log.info("our ILP address is now {address} (was {old})", address=address, old=old)
         manager = self.switch.route_manager
         if manager is not None and self.running:
@@ -373,8 +375,9 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         account = Account(ac.id, ac.relation, ac.asset_code, ac.asset_scale, plugin_name=ac.plugin,
                           ilp_address_segment=ac.ilp_address_segment, options=_thaw(ac.options),
                           settings=_thaw(ac.settings))
+        extra = {"store": store} if _accepts(factory, "store") else {}  # e.g. mini-accounts' tokens
         plugin = factory(_thaw(ac.options), account_id=ac.id, reactor=reactor,
-                         log=Logger(namespace=f"ilptx.account.{ac.id}"))
+                         log=Logger(namespace=f"ilptx.account.{ac.id}"), **extra)
         verifyObject(ILedgerPlugin, plugin)
         account.plugin = plugin
         # Middleware order decides which error wins (see ilptx.core.middleware).
@@ -385,6 +388,7 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         plugin.register_money_handler(switch.money_handler(account))
         if account.relation == "child" and switch.address != UNKNOWN_ADDRESS:
             table.add(f"{switch.address}.{account.segment}", account.id)
+            _tell_plugin_address(account, switch.address)
         if account.settings.get("balance") is None:
             log.warn("account {account} has no balance settings: it can spend unlimited funds", account=ac.id)
         return account
@@ -414,6 +418,25 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
     return Connector(config=config, accounts=accounts, routing_table=table, switch=switch,
                      rate_backend=rate_backend, store=store, stats=stats, alerts=alerts, settlement=settlement,
                      reactor=reactor, account_builder=add_account)
+
+
+def _accepts(factory: Callable, name: str) -> bool:
+    """Whether a plugin factory takes the keyword ``name`` (optional extras such as ``store``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+def _tell_plugin_address(account: Account, connector_address: str) -> None:
+    """A plugin that serves many clients under its account (mini-accounts) needs the account's
+    address, asset code and scale to answer their IL-DCP requests."""
+    tell = getattr(account.plugin, "set_account_address", None)
+    if tell is not None:
+        tell(f"{connector_address}.{account.segment}", account.asset_code, account.asset_scale)
 
 
 def _thaw(value):
