@@ -14,7 +14,9 @@ from twisted.internet.endpoints import TCP4ClientEndpoint
 
 from ilptx.codec.ildcp import IldcpResponse, request_prepare
 from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet
+from ilptx.config import parse_config
 from ilptx.errors import PeerUnreachableError
+from ilptx.node import build_connector
 from ilptx.plugins.btp import BtpAuthError, BtpPlugin
 from ilptx.plugins.mini_accounts import MiniAccountsPlugin
 from ilptx.transport.btp_ws import BtpClientFactory
@@ -147,3 +149,28 @@ def test_browser_origin_not_allowed_is_refused_at_the_handshake(made):
 
     assert (yield attempt("https://evil.example")) == "failed"
     assert (yield attempt("https://wallet.example")) == "open"
+
+
+@pytest_twisted.inlineCallbacks
+def test_behind_a_real_connector_clients_pay_each_other(made):
+    """In build_connector, a child mini-accounts account learns test.conn.mini by IL-DCP through
+    the connector, and alice pays bob through the connector (reflected to the same account)."""
+    connector = build_connector(parse_config({"ilpAddress": "test.conn", "spread": 0, "accounts": {
+        "mini": {"relation": "child", "plugin": "mini-accounts", "assetCode": "XRP", "assetScale": 6,
+                 "options": {"listener": {"host": "127.0.0.1", "port": 0}}}}}), reactor=reactor)
+    connector.startService()
+    try:
+        yield connector.ready
+        server = connector.accounts.get("mini").plugin
+        assert (server.account_address, server.asset_code, server.asset_scale) == (ACCT, "XRP", 6)
+        alice = yield client(made, server, "alice", "a")
+        bob = yield client(made, server, "bob", "b")
+        bob.register_data_handler(lambda data: encode_packet(Fulfill(FULFILLMENT, b"")))
+        reply = yield alice.send_data(encode_packet(Prepare(7, expires(), CONDITION, f"{ACCT}.bob.x", b""))
+                                      ).addTimeout(TIMEOUT, reactor)
+        assert decode_response(reply) == Fulfill(FULFILLMENT, b"")
+        assert server.client_balance("alice").balance == 7 and server.client_balance("bob").balance == -7
+    finally:
+        yield gatherResults([p.disconnect() for p in made[:]])
+        del made[:]
+        yield connector.stopService()
