@@ -106,7 +106,8 @@ class PacketSwitch:
         self.pipelines: dict[str, AccountPipelines] = {}
         #: :class:`ilptx.core.ccp.RouteManager` when route broadcasting is on (``peer.route.*``)
         self.route_manager = None
-        self._in_flight: set[Deferred] = set()
+        #: Deferred of each Prepare waiting for an answer → (source account, Prepare)
+        self._in_flight: dict[Deferred, tuple] = {}
         self._stopping = False
 
     def attach(self, account: Account, middlewares: Sequence) -> AccountPipelines:
@@ -153,10 +154,10 @@ class PacketSwitch:
         if d.called:
             return d.addCallback(encode_packet)
         in_flight = self._in_flight
-        in_flight.add(d)
+        in_flight[d] = (account, prepare)
 
         def done(result):
-            in_flight.discard(d)
+            in_flight.pop(d, None)
             return encode_packet(result)
 
         return d.addCallback(done)
@@ -264,6 +265,10 @@ class PacketSwitch:
         :returns: ``Deferred[None]``.
         """
         self._stopping = True
+        for account, prepare in self._in_flight.values():
+            self.log.info("waiting for Prepare from {account} to {destination} (expires {expires_at})",
+                          account=account.id, destination=prepare.destination,
+                          expires_at=prepare.expires_at.isoformat())
         pending = list(self._in_flight)
         return DeferredList(pending, consumeErrors=True).addCallback(lambda _: None)
 
