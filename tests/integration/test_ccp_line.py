@@ -114,3 +114,54 @@ def test_line_payment_withdrawal_and_recovery():
             yield plugin.disconnect()
         for connector in reversed(started):
             yield connector.stopService()
+
+
+@pytest_twisted.inlineCallbacks
+def test_triangle_picks_the_shorter_path_and_falls_back():
+    """A–B, B–C, A–C over BTP: A reaches C directly; without A–C it goes through B, and payments still arrive."""
+    started, clients = [], []
+    try:
+        c = build_connector(parse_config({"ilpAddress": "test.c", "spread": 0, "accounts": {
+            "a": account("peer", listener("ac")), "b": account("peer", listener("bc")),
+            "carol": account("child", listener("carol"))}}), reactor=reactor)
+        c.startService()
+        started.append(c)
+        yield c.ready
+        b = build_connector(parse_config({"ilpAddress": "test.b", "spread": 0, "accounts": {
+            "c": account("peer", {"server": f"btp+ws://b:bc@127.0.0.1:{c.accounts.get('b').plugin.port}"}),
+            "a": account("peer", listener("ab"))}}), reactor=reactor)
+        b.startService()
+        started.append(b)
+        yield b.ready
+        a = build_connector(parse_config({"ilpAddress": "test.a", "spread": 0, "accounts": {
+            "b": account("peer", {"server": f"btp+ws://a:ab@127.0.0.1:{b.accounts.get('a').plugin.port}"}),
+            "c": account("peer", {"server": f"btp+ws://a:ac@127.0.0.1:{c.accounts.get('a').plugin.port}"}),
+            "alice": account("child", listener("alice"))}}), reactor=reactor)
+        a.startService()
+        started.append(a)
+        yield a.ready
+
+        carol = BtpPlugin({"server": f"btp+ws://:carol@127.0.0.1:{c.accounts.get('carol').plugin.port}"},
+                          account_id="carol-client", reactor=reactor)
+        handler = fulfilling_handler([FULFILLMENT], address="test.c.carol")
+        carol.register_data_handler(handler)
+        alice = BtpPlugin({"server": f"btp+ws://:alice@127.0.0.1:{a.accounts.get('alice').plugin.port}"},
+                          account_id="alice-client", reactor=reactor)
+        clients += [carol, alice]
+        yield carol.connect()
+        yield alice.connect()
+
+        manager = a.switch.route_manager
+        yield wait_until(lambda: "test.c" in manager.best and manager.best["test.c"].next_hop == "c")
+        assert manager.best["test.c"].path == ("test.c",)
+        yield a.accounts.get("c").plugin.disconnect()
+        yield wait_until(lambda: "test.c" in manager.best and manager.best["test.c"].next_hop == "b")
+        assert manager.best["test.c"].path == ("test.b", "test.c")
+        result = decode_response((yield alice.send_data(encode_packet(
+            Prepare(100, soon(), CONDITION, "test.c.carol.via-b", b"")))))
+        assert result == Fulfill(FULFILLMENT, b"")
+    finally:
+        for plugin in clients:
+            yield plugin.disconnect()
+        for connector in reversed(started):
+            yield connector.stopService()

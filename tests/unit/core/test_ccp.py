@@ -308,3 +308,109 @@ def test_admin_routing_shows_ccp_state():
     assert body["forwardingRoutingTable"]["test.c"] == {"nextHop": "c", "path": "test.b test.c"}
     assert body["peers"]["a"]["send"]["mode"] == "MODE_SYNC" and body["currentEpoch"] >= 3
     assert len(body["routingTableId"]) == 36
+
+
+class RecordingPlugin(MemoryPlugin):
+    """A connected plugin that records what it sends and fulfills CCP messages."""
+
+    def __init__(self, account_id):
+        super().__init__(account_id)
+        self.sent = []
+
+    def is_connected(self):
+        return True
+
+    def send_data(self, data):
+        from twisted.internet.defer import succeed
+
+        from ilptx.codec.ilp import decode_prepare
+
+        self.sent.append(decode_prepare(data))
+        return succeed(encode_packet(Fulfill(bytes(32), b"")))
+
+
+def recording_manager(relation="peer", **settings):
+    accts = Accounts()
+    plugin = RecordingPlugin("p")
+    accts.add(Account("p", relation, "USD", 9, plugin=plugin, settings=settings))
+    clock = Clock()
+    manager = RouteManager(accts, RoutingTable(), lambda: "test.me", clock, routing_secret="c2VjcmV0",
+                           broadcast_interval_ms=30000)
+    return manager, plugin, clock, accts.get("p")
+
+
+def test_epoch_gap_triggers_a_resync():
+    """An update that skips epochs is not applied; a route control with our last epoch goes out."""
+    from ilptx.codec.ccp import decode_route_control
+
+    manager, plugin, clock, peer = recording_manager()
+    manager.add_peer(peer)
+    manager.handle_route_update(peer, update(0, 4, new=[("test.x", ["test.p"])]))
+    plugin.sent.clear()
+    manager.handle_route_update(peer, update(9, 12, new=[("test.y", ["test.p"])]))
+    assert manager.table.resolve("test.y") is None
+    (control,) = [p for p in plugin.sent if p.destination == "peer.route.control"]
+    request = decode_route_control(control.data)
+    assert request.mode == MODE_SYNC and request.last_known_epoch == 4 and request.last_known_routing_table_id == TABLE
+
+
+def test_updates_carry_at_most_50_epochs_and_continue_from_the_peers_epoch():
+    """A peer behind by 120 epochs gets 50, 50 and 20, each from where the last ended."""
+    manager, plugin, clock, peer = recording_manager()
+    manager.start()
+    for i in range(120 - manager.current_epoch):
+        manager.configured[f"test.c{i}"] = "p"
+        manager._update_prefixes([f"test.c{i}"])
+    assert manager.current_epoch == 120
+    manager.handle_route_control(peer, RouteControlRequest(MODE_SYNC, manager.routing_table_id, 0, ()))
+    for _ in range(20):
+        clock.advance(0.2)
+    from ilptx.codec.ccp import decode_route_update
+
+    updates = [decode_route_update(p.data) for p in plugin.sent if p.destination == "peer.route.update"]
+    assert [(u.from_epoch_index, u.to_epoch_index) for u in updates[:3]] == [(0, 50), (50, 100), (100, 120)]
+    assert all(u.routing_table_id == manager.routing_table_id and u.speaker == "test.me" for u in updates)
+
+
+def test_heartbeat_every_broadcast_interval():
+    """An up-to-date peer in SYNC still gets an (empty) update every routeBroadcastInterval."""
+    manager, plugin, clock, peer = recording_manager()
+    manager.start()
+    manager.handle_route_control(peer, RouteControlRequest(MODE_SYNC, manager.routing_table_id, 0, ()))
+    clock.advance(0.2)
+    count = len([p for p in plugin.sent if p.destination == "peer.route.update"])
+    clock.advance(29.0)
+    assert len([p for p in plugin.sent if p.destination == "peer.route.update"]) == count
+    clock.advance(1.1)
+    assert len([p for p in plugin.sent if p.destination == "peer.route.update"]) == count + 1
+
+
+def test_children_do_not_exchange_routes_by_default():
+    """sendRoutes/receiveRoutes default off for a child (F00 for its CCP messages), on when configured."""
+    import pytest as _pytest
+
+    from ilptx.errors import BadRequestError
+
+    manager, plugin, clock, child = recording_manager("child")
+    manager.add_peer(child)
+    assert plugin.sent == [] and manager.senders == {} and manager.receivers == {}
+    with _pytest.raises(BadRequestError):
+        manager.handle_route_control(child, RouteControlRequest(MODE_SYNC, ZERO, 0, ()))
+    manager2, plugin2, _, child2 = recording_manager("child", sendRoutes=True, receiveRoutes=True)
+    manager2.add_peer(child2)
+    assert [p.destination for p in plugin2.sent] == ["peer.route.control"]
+
+
+ZERO = bytes(16)
+
+
+def test_route_auth_is_the_references_hmac_and_forwarded_auth_its_hash():
+    """auth = HMAC-SHA256(base64-decoded routingSecret, prefix); announced auth = SHA-256(auth)."""
+    import hmac
+
+    manager, plugin, clock, peer = recording_manager()
+    manager.start()
+    expected = hmac.new(b"secret", b"test.me", hashlib.sha256).digest()
+    assert manager.local_routes["test.me"].auth == expected
+    epoch, route = manager.forwarding["test.me"]
+    assert route.auth == hashlib.sha256(expected).digest() and route.path == ("test.me",)
