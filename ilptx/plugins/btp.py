@@ -188,6 +188,37 @@ class BtpOptions:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
+def parse_listener(raw: dict, where, port: Optional[int] = None, secret_required: bool = True) -> ListenerOptions:
+    """Validate a ``listener`` object: ``{port, host, secret, cert, key, ca}`` (shared by the
+    BTP and mini-accounts plugins).
+
+    :param where: ``callable(key) -> str``, the key's full path for error messages.
+    :param port: the port when the caller took it from elsewhere (mini-accounts' ``port``).
+    :param secret_required: mini-accounts has one token per client, so no ``secret``.
+    :raises ConfigError: naming the key.
+    """
+    if port is None:
+        port = raw.get("port")
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ConfigError(where("port"), "must be an integer 0..65535")
+    host = raw.get("host", DEFAULT_LISTEN_HOST)
+    if not isinstance(host, str) or not host:
+        raise ConfigError(where("host"), "must be an interface address")
+    secret = raw.get("secret", None if secret_required else "")
+    if not isinstance(secret, str):
+        raise ConfigError(where("secret"), "is required (a string)" if secret_required else "must be a string")
+    cert, key = _pair(raw, where)
+    ca = _path(raw, "ca", where)
+    if ca is not None and cert is None:
+        raise ConfigError(where("ca"), "client certificates need TLS: set cert and key too")
+    return ListenerOptions(port, host, secret.encode("utf-8"), cert, key, ca)
+
+
+def ms_option(options: dict, name: str, default: float, where) -> float:
+    """A duration option in ms, returned in seconds. :raises ConfigError: not a number >= 0."""
+    return _ms(options, name, default, where)
+
+
 def _ms(options: dict, name: str, default: float, where) -> float:
     value = options.get(name, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
@@ -260,23 +291,7 @@ def parse_options(options: dict, account_id: str = "") -> BtpOptions:
         if not isinstance(raw, dict):
             raise ConfigError(where("listener"), "must be an object")
 
-        def lwhere(name: str) -> str:
-            return where("listener." + name)
-
-        port = raw.get("port")
-        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-            raise ConfigError(lwhere("port"), "must be an integer 0..65535")
-        host = raw.get("host", DEFAULT_LISTEN_HOST)
-        if not isinstance(host, str) or not host:
-            raise ConfigError(lwhere("host"), "must be an interface address")
-        secret = raw.get("secret")
-        if not isinstance(secret, str):
-            raise ConfigError(lwhere("secret"), "is required (a string)")
-        cert, key = _pair(raw, lwhere)
-        ca = _path(raw, "ca", lwhere)
-        if ca is not None and cert is None:
-            raise ConfigError(lwhere("ca"), "client certificates need TLS: set cert and key too")
-        listener = ListenerOptions(port, host, secret.encode("utf-8"), cert, key, ca)
+        listener = parse_listener(raw, lambda name: where("listener." + name))
     else:
         server = _parse_server(options, where)
 

@@ -156,12 +156,13 @@ from ilptx.errors import (
 from ilptx.interfaces import ILedgerPlugin
 from ilptx.plugins.btp import (
     DEFAULT_AUTH_TIMEOUT_MS,
-    DEFAULT_LISTEN_HOST,
     DEFAULT_MAX_MESSAGE_SIZE,
     DEFAULT_PING_INTERVAL_MS,
     DEFAULT_PING_TIMEOUT_MS,
     DEFAULT_RESPONSE_TIMEOUT_MS,
     ListenerOptions,
+    ms_option as _ms,
+    parse_listener,
 )
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import BtpSession, Role
@@ -222,23 +223,9 @@ class MiniAccountsOptions:
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
 
 
-def _ms(options: dict, name: str, default: float, where) -> float:
-    value = options.get(name, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-        raise ConfigError(where(name), "must be a number of milliseconds >= 0")
-    return value / 1000
-
-
 def _port(value, key: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 65535:
         raise ConfigError(key, "must be an integer 0..65535")
-    return value
-
-
-def _file(raw: dict, name: str, where) -> Optional[str]:
-    value = raw.get(name)
-    if value is not None and (not isinstance(value, str) or not value):
-        raise ConfigError(where(name), "must be a file path")
     return value
 
 
@@ -278,19 +265,7 @@ def parse_options(options: dict, account_id: str = "") -> MiniAccountsOptions:
         raise ConfigError(where("port"), "give the port once: listener.port or port")
     port = _port(raw["port"], lwhere("port")) if "port" in raw else \
         _port(options.get("port", DEFAULT_PORT), where("port"))
-    host = raw.get("host", DEFAULT_LISTEN_HOST)
-    if not isinstance(host, str) or not host:
-        raise ConfigError(lwhere("host"), "must be an interface address")
-    secret = raw.get("secret", "")
-    if not isinstance(secret, str):
-        raise ConfigError(lwhere("secret"), "must be a string (it is not used by mini-accounts)")
-    cert, key = _file(raw, "cert", lwhere), _file(raw, "key", lwhere)
-    if (cert is None) != (key is None):
-        raise ConfigError(lwhere("cert" if cert is None else "key"), "cert and key go together")
-    ca = _file(raw, "ca", lwhere)
-    if ca is not None and cert is None:
-        raise ConfigError(lwhere("ca"), "client certificates need TLS: set cert and key too")
-    listener = ListenerOptions(port, host, secret.encode("utf-8"), cert, key, ca)
+    listener = parse_listener(raw, lwhere, port=port, secret_required=False)
 
     origins = options.get("allowedOrigins") or []
     if not isinstance(origins, list) or not all(isinstance(o, str) for o in origins):
