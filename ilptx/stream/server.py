@@ -1,0 +1,229 @@
+"""STREAM receiver (RFC 29): the server side, over a ledger plugin.
+
+:class:`StreamServer` gets its ILP address from the plugin's counterparty with IL-DCP,
+hands out a destination address and shared secret per connection
+(:meth:`StreamServer.generate_address_and_secret`, what SPSP serves), and answers every
+Prepare addressed to one of them as RFC 29 and ``ilp-protocol-stream`` do:
+
+* the data is decrypted with the connection's key (AES-256-GCM); garbage → ``F06``;
+* control frames are applied (``ConnectionNewAddress`` is answered with our
+  ``ConnectionMaxStreamId`` and ``ConnectionAssetDetails``; closes are recorded);
+* a Prepare whose amount is below the sender's ``prepare_amount``, or whose condition is not
+  the one our fulfillment key gives (a test packet for rate probing), or that would pass a
+  stream's ``receive_max``, is rejected with ``F99`` carrying an encrypted response packet
+  (the amount we saw and our frames), so the sender learns the exchange rate and limits;
+* otherwise the amount is split over the ``StreamMoney`` frames by their shares (floored),
+  counted per stream, reported to ``on_money``, and fulfilled with an encrypted response.
+
+Connections are stateless to set up: the address carries the reference's connection token
+(a nonce and tag encrypted with the server secret) and the shared secret is derived from it,
+so any number of senders can be given addresses without keeping anything until they pay.
+Per connection the server keeps the streams' totals.
+
+This module does not send money (see the STREAM sender) and does not time connections out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+from twisted.internet.defer import Deferred
+from twisted.logger import Logger
+
+from ilptx.codec.ilp import ErrorCode as IlpErrorCode
+from ilptx.codec.ilp import Fulfill, Reject, decode_prepare, encode_packet
+from ilptx.codec.oer import UINT64_MAX, DecodeError
+from ilptx.codec.stream import (
+    PACKET_TYPE_FULFILL,
+    PACKET_TYPE_PREPARE,
+    PACKET_TYPE_REJECT,
+    ConnectionAssetDetails,
+    ConnectionClose,
+    ErrorCode as StreamErrorCode,
+    ConnectionMaxData,
+    ConnectionMaxStreamId,
+    ConnectionNewAddress,
+    StreamClose,
+    StreamMaxData,
+    StreamMaxMoney,
+    StreamMoney,
+    StreamPacket,
+)
+from ilptx.core.ildcp import fetch_config
+from ilptx.stream import crypto
+from ilptx.stream.spsp import SpspResponse
+
+__all__ = ["StreamServer", "StreamState", "ConnectionState"]
+
+_MAX = UINT64_MAX
+_MAX_STREAM_ID = 2**31
+
+
+@dataclass
+class StreamState:
+    """One stream's money: ``receive_max`` is ``None`` for no limit."""
+
+    total_received: int = 0
+    receive_max: Optional[int] = None
+    closed: bool = False
+
+
+@dataclass
+class ConnectionState:
+    """One sender's connection: its address (if it told us), totals per stream, closed?"""
+
+    token: str
+    source_address: Optional[str] = None
+    streams: dict = field(default_factory=dict)
+    total_received: int = 0
+    closed: bool = False
+
+
+class StreamServer:
+    """Receives STREAM payments on ``plugin``.
+
+    :param plugin: an :class:`ilptx.interfaces.ILedgerPlugin` whose counterparty is a
+        connector that answers IL-DCP (a child account's BTP client, say).
+    :param clock: ``IReactorTime``.
+    :param server_secret: 32 bytes (random by default); keep it to accept payments to
+        addresses handed out before a restart.
+    :param on_money: ``callable(connection: ConnectionState, stream_id: int, amount: int)``.
+    :param receive_max: per-stream limit (base units) for new streams; ``None``: no limit.
+    """
+
+    log = Logger()
+
+    def __init__(self, plugin, clock, *, server_secret: Optional[bytes] = None,
+                 on_money: Optional[Callable] = None, receive_max: Optional[int] = None) -> None:
+        self.plugin = plugin
+        self._clock = clock
+        self._secret = server_secret or os.urandom(32)
+        self.on_money = on_money
+        self.receive_max = receive_max
+        self.address: Optional[str] = None
+        self.asset_code: Optional[str] = None
+        self.asset_scale: Optional[int] = None
+        self.connections: dict[str, ConnectionState] = {}
+        self.total_received = 0
+
+    # -- set-up ---------------------------------------------------------------------------------
+
+    def connect(self) -> Deferred:
+        """Connect the plugin, learn our address with IL-DCP, then accept packets.
+
+        :returns: ``Deferred[None]``.
+        """
+
+        def configured(config) -> None:
+            self.address, self.asset_code, self.asset_scale = (
+                config.client_address, config.asset_code, config.asset_scale)
+            self.plugin.register_data_handler(self.handle_data)
+            self.log.info("STREAM receiver at {address} ({code}, scale {scale})", address=self.address,
+                          code=self.asset_code, scale=self.asset_scale)
+
+        d = self.plugin.connect()
+        d.addCallback(lambda _: fetch_config(self.plugin.send_data, self._clock))
+        return d.addCallback(configured)
+
+    def generate_address_and_secret(self, connection_tag: str = "") -> SpspResponse:
+        """:returns: a fresh destination address and shared secret (for SPSP), with the
+        reference's connection token (an encrypted nonce and tag), so addresses stay valid
+        across restarts with the same server secret."""
+        if self.address is None:
+            raise RuntimeError("the STREAM server has no address yet: call connect() first")
+        destination, secret = crypto.generate_address_and_secret(self._secret, self.address, connection_tag)
+        return SpspResponse(destination, secret)
+
+    # -- packets ----------------------------------------------------------------------------------
+
+    def handle_data(self, data: bytes) -> bytes:
+        """The plugin's data handler: answer one OER ILP Prepare with a Fulfill or Reject."""
+        try:
+            prepare = decode_prepare(data)
+        except DecodeError:
+            return self._reject(IlpErrorCode.F00_BAD_REQUEST, "expected an ILP Prepare")
+        prefix = self.address + "."
+        if not prepare.destination.startswith(prefix):
+            return self._reject(IlpErrorCode.F02_UNREACHABLE, "")
+        token = prepare.destination[len(prefix):].split(".", 1)[0]
+        try:
+            raw_token = crypto.decode_token(token)
+            crypto.read_token(self._secret, raw_token)  # not one of ours: unreachable (as the reference)
+        except crypto.DecryptionError:
+            return self._reject(IlpErrorCode.F02_UNREACHABLE, "")
+        encryption_key, fulfillment_key = crypto.derive_keys(crypto.shared_secret_from_token(self._secret, raw_token))
+        try:
+            request = crypto.decrypt_packet(encryption_key, prepare.data)
+        except (crypto.DecryptionError, DecodeError):
+            return self._reject(IlpErrorCode.F06_UNEXPECTED_PAYMENT, "")
+        if request.ilp_packet_type != PACKET_TYPE_PREPARE:
+            return self._reject(IlpErrorCode.F06_UNEXPECTED_PAYMENT, "")
+        connection = self.connections.get(token)
+        if connection is None:
+            connection = self.connections[token] = ConnectionState(token)
+        frames: list = [ConnectionMaxData(_MAX)]
+        self._apply_control(connection, request.frames, frames)
+
+        def reject():
+            response = StreamPacket(request.sequence, PACKET_TYPE_REJECT, prepare.amount, tuple(frames))
+            return encode_packet(Reject(IlpErrorCode.F99_APPLICATION_ERROR, self.address, "",
+                                        crypto.encrypt_packet(encryption_key, response)))
+
+        if connection.closed:
+            frames.append(ConnectionClose(StreamErrorCode.NO_ERROR, ""))
+            return reject()
+        if request.prepare_amount > prepare.amount:
+            return reject()
+        fulfillment = crypto.fulfillment(fulfillment_key, prepare.data)
+        if hashlib.sha256(fulfillment).digest() != prepare.execution_condition:
+            return reject()  # a test packet: the sender learns what arrived
+        money = [f for f in request.frames if type(f) is StreamMoney]
+        total_shares = sum(f.shares for f in money)
+        credits = []
+        for f in money:
+            stream = self._stream(connection, f.stream_id)
+            amount = prepare.amount * f.shares // total_shares if total_shares else 0
+            if stream.closed:
+                frames.append(StreamClose(f.stream_id, StreamErrorCode.STREAM_STATE_ERROR, "Stream is already closed"))
+                return reject()
+            if stream.receive_max is not None and stream.total_received + amount > stream.receive_max:
+                frames.append(StreamMaxMoney(f.stream_id, stream.receive_max, stream.total_received))
+                return reject()
+            credits.append((f.stream_id, stream, amount))
+        for stream_id, stream, amount in credits:
+            stream.total_received += amount
+            connection.total_received += amount
+            self.total_received += amount
+            if self.on_money is not None and amount:
+                self.on_money(connection, stream_id, amount)
+        for stream_id, stream in connection.streams.items():
+            if not stream.closed:
+                frames.append(StreamMaxMoney(stream_id, _MAX if stream.receive_max is None else stream.receive_max,
+                                             stream.total_received))
+                frames.append(StreamMaxData(stream_id, _MAX))
+        response = StreamPacket(request.sequence, PACKET_TYPE_FULFILL, prepare.amount, tuple(frames))
+        return encode_packet(Fulfill(fulfillment, crypto.encrypt_packet(encryption_key, response)))
+
+    def _stream(self, connection: ConnectionState, stream_id: int) -> StreamState:
+        stream = connection.streams.get(stream_id)
+        if stream is None:
+            stream = connection.streams[stream_id] = StreamState(receive_max=self.receive_max)
+        return stream
+
+    def _apply_control(self, connection: ConnectionState, request_frames, frames: list) -> None:
+        for f in request_frames:
+            kind = type(f)
+            if kind is ConnectionNewAddress:
+                connection.source_address = f.source_address
+                frames.append(ConnectionMaxStreamId(_MAX_STREAM_ID))
+                frames.append(ConnectionAssetDetails(self.asset_code, self.asset_scale))
+            elif kind is ConnectionClose:
+                connection.closed = True
+            elif kind is StreamClose:
+                self._stream(connection, f.stream_id).closed = True
+
+    def _reject(self, code: str, message: str) -> bytes:
+        return encode_packet(Reject(code, self.address or "", message, b""))
