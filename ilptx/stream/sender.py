@@ -1,0 +1,572 @@
+"""STREAM sender (RFC 29): pays a fixed source amount to a STREAM receiver over a ledger plugin.
+
+Two parts, as the house style asks:
+
+* :class:`SendState`, sans-IO: it decides the next STREAM packet (its source amount, its
+  ``prepare_amount`` -- the least the receiver may accept -- its frames, whether it is
+  fulfillable) and reacts to each Fulfill or Reject. No clock, no plugin, no crypto.
+* :func:`send_payment`, the Twisted driver: encrypts the packets, sends the Prepares with the
+  plugin, waits (on the injected clock) when the state asks it to, and fires with a
+  :class:`PaymentResult` or fails with :class:`StreamPaymentError`.
+
+What happens on the wire, one packet in flight at a time:
+
+1. **Handshake**: an unfulfillable Prepare of 0 carrying ``ConnectionNewAddress`` (our
+   address) and ``ConnectionAssetDetails`` (our asset). Its ``F99`` reply (encrypted) tells us
+   the receiver's asset.
+2. **Rate probe**: unfulfillable test packets (1000 first, larger if nothing arrives, smaller
+   after ``F08``/``T04``); the receiver's ``F99`` reply says how much arrived, so
+   ``rate = arrived / sent`` (a :class:`~decimal.Decimal`). Below ``min_exchange_rate``: error
+   ``rate``.
+3. **Money**: fulfillable Prepares with ``StreamMoney(1, 1)`` and
+   ``prepare_amount = floor(amount * rate * (1 - slippage))``. The packet amount starts at the
+   whole amount (or ``max_packet_amount``), halves on ``T04`` (with a growing delay), is scaled
+   down to fit on ``F08`` (``amount * maximum // received``), and doubles back after each
+   Fulfill, never above the largest amount known to pass. The receiver's ``StreamMaxMoney``
+   caps what we send; a receiver that is full, or closes, ends the payment with an error.
+4. **Close**: an unfulfillable Prepare of 0 carrying ``StreamClose(1, NoError)`` and
+   ``ConnectionClose(NoError)``; its answer is not awaited for the result.
+
+Error kinds (:attr:`StreamPaymentError.kind`): ``no-route`` (F02), ``too-large`` (F08 that
+cannot be shrunk), ``liquidity`` (T04 that persists), ``rate`` (the rate is below the minimum,
+or nothing arrives), ``rejected`` (any other final rejection, the receiver's limit, a close),
+``timeout`` (no answer, or R-errors that persist), ``unreachable`` (the plugin fails, T01).
+
+Not done (yet): several packets in flight, several streams, data frames, receipts,
+a connection idle timeout, re-sending after a Prepare whose outcome is unknown (a timed-out
+packet is counted as not sent, as in the reference).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from decimal import ROUND_FLOOR, Decimal
+from typing import Callable, Optional, Union
+
+from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
+from twisted.logger import Logger
+
+from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_response, encode_packet
+from ilptx.codec.oer import UINT64_MAX, DecodeError
+from ilptx.codec.stream import (
+    PACKET_TYPE_PREPARE,
+    ConnectionAssetDetails,
+    ConnectionClose,
+    ConnectionMaxData,
+    ConnectionNewAddress,
+    ErrorCode as StreamErrorCode,
+    StreamClose,
+    StreamMaxMoney,
+    StreamMoney,
+    StreamPacket,
+)
+from ilptx.core.ildcp import fetch_config
+from ilptx.stream import crypto
+
+__all__ = [
+    "PaymentResult",
+    "StreamPaymentError",
+    "Send",
+    "Wait",
+    "SendState",
+    "send_payment",
+    "STREAM_ID",
+    "DEFAULT_SLIPPAGE",
+    "PACKET_EXPIRY_SECONDS",
+]
+
+#: The one stream the sender uses (client-initiated streams are odd).
+STREAM_ID = 1
+#: How far below the probed rate a packet may deliver before the receiver must reject it.
+DEFAULT_SLIPPAGE = Decimal("0.01")
+#: A Prepare's expiry, from now.
+PACKET_EXPIRY_SECONDS = 30.0
+#: First test packet; multiplied by 1000 while nothing arrives, up to :data:`_PROBE_LIMIT`.
+_PROBE_START = 1000
+_PROBE_LIMIT = 10**12
+#: Back-off after T-errors: first delay, factor, cap (seconds).
+_RETRY_DELAY = 0.1
+_RETRY_FACTOR = 2
+_RETRY_DELAY_MAX = 5.0
+#: Consecutive failures of one kind tolerated before giving up.
+_MAX_T04 = 12
+_MAX_T_OTHER = 5
+_MAX_R = 3
+_MAX_NO_RESPONSE = 3
+_MAX_F99 = 5
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class PaymentResult:
+    """What a finished payment did.
+
+    :ivar sent: source units fulfilled.
+    :ivar delivered: destination units the receiver reported (its ``prepare_amount`` replies).
+    :ivar packets: Prepares sent (handshake, probes, money, close).
+    :ivar fulfilled: Prepares fulfilled.
+    :ivar rejected: Prepares rejected (probes included: they are rejected on purpose).
+    :ivar exchange_rate: destination units per source unit, as probed; ``None`` if not probed.
+    """
+
+    sent: int
+    delivered: int
+    packets: int
+    fulfilled: int
+    rejected: int
+    exchange_rate: Optional[Decimal]
+    source_address: str
+    destination: str
+
+
+class StreamPaymentError(Exception):
+    """A payment that could not finish.
+
+    :ivar kind: ``no-route``, ``too-large``, ``liquidity``, ``rate``, ``rejected``, ``timeout``
+        or ``unreachable``.
+    :ivar sent: source units fulfilled before the failure.
+    :ivar delivered: destination units delivered before the failure.
+    :ivar code: the ILP error code behind it, if any.
+    """
+
+    KINDS = ("no-route", "too-large", "liquidity", "rate", "rejected", "timeout", "unreachable")
+
+    def __init__(self, kind: str, message: str, sent: int = 0, delivered: int = 0,
+                 code: Optional[str] = None) -> None:
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown error kind {kind!r}")
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.sent = sent
+        self.delivered = delivered
+        self.code = code
+
+    def __str__(self) -> str:
+        code = f" [{self.code}]" if self.code else ""
+        return f"{self.kind}{code}: {self.message} (sent {self.sent}, delivered {self.delivered})"
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send ``packet`` in a Prepare of ``amount``; fulfillable or a test packet."""
+
+    amount: int
+    packet: StreamPacket
+    fulfillable: bool
+    expiry: float = PACKET_EXPIRY_SECONDS
+
+
+@dataclass(frozen=True)
+class Wait:
+    """Wait ``seconds``, then ask again."""
+
+    seconds: float
+
+
+@dataclass
+class _Counters:
+    sent: int = 0
+    delivered: int = 0
+    packets: int = 0
+    fulfilled: int = 0
+    rejected: int = 0
+
+
+def _floor(value: Decimal) -> int:
+    return int(value.to_integral_value(rounding=ROUND_FLOOR))
+
+
+class SendState:
+    """The sans-IO sender of one payment.
+
+    Drive it: ``action = state.next()`` gives a :class:`Send`, a :class:`Wait`, or ``None``
+    when finished (then :attr:`result` or :attr:`error` is set). After a :class:`Send`, report
+    exactly one of :meth:`fulfilled`, :meth:`rejected` or :meth:`no_response`.
+
+    :param amount: source units to send (> 0).
+    :param source_address: our ILP address (sent in ``ConnectionNewAddress``).
+    :param destination: the receiver's address.
+    :param source_asset: ``(code, scale)`` or ``None``.
+    :param min_exchange_rate: fail with ``rate`` below this (destination per source unit).
+    :param max_packet_amount: never send a bigger Prepare.
+    :param slippage: see :data:`DEFAULT_SLIPPAGE`.
+    """
+
+    def __init__(self, amount: int, *, source_address: str, destination: str,
+                 source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
+                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE) -> None:
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= UINT64_MAX:
+            raise ValueError(f"amount must be a positive UInt64, got {amount!r}")
+        if max_packet_amount is not None and max_packet_amount < 1:
+            raise ValueError("max_packet_amount must be at least 1")
+        self.amount = amount
+        self.source_address = source_address
+        self.destination = destination
+        self.source_asset = source_asset
+        self.min_exchange_rate = None if min_exchange_rate is None else Decimal(min_exchange_rate)
+        self.slippage = Decimal(slippage)
+        self.counters = _Counters()
+        self.exchange_rate: Optional[Decimal] = None
+        self.destination_asset: Optional[tuple] = None
+        #: largest amount believed to pass the path (from F08, or the caller)
+        self.max_packet_amount = max_packet_amount if max_packet_amount is not None else UINT64_MAX
+        #: the congestion window: the next money packet's amount, at most
+        self.window = min(amount, self.max_packet_amount)
+        #: what the receiver last told us about stream 1: (receive_max, total_received)
+        self.remote_limit: Optional[tuple] = None
+        self.result: Optional[PaymentResult] = None
+        self.error: Optional[StreamPaymentError] = None
+        self._phase = "handshake"
+        self._sequence = 0
+        self._probe = min(_PROBE_START, self.max_packet_amount)
+        self._delay = 0.0
+        self._retry_delay = _RETRY_DELAY
+        self._expiry = PACKET_EXPIRY_SECONDS
+        self._strikes: dict[str, int] = {}
+        self._in_flight: Optional[Send] = None
+        self._pending_error: Optional[StreamPaymentError] = None
+
+    # -- what to do next ------------------------------------------------------------------------
+
+    @property
+    def done(self) -> bool:
+        """Whether the payment is over (:attr:`result` or :attr:`error` is set)."""
+        return self._phase == "done"
+
+    def next(self) -> Union[Send, Wait, None]:
+        """:returns: the next action, or ``None`` when done."""
+        if self._phase == "done":
+            return None
+        if self._in_flight is not None:
+            raise RuntimeError("report the outcome of the packet in flight first")
+        if self._delay:
+            delay, self._delay = self._delay, 0.0
+            return Wait(delay)
+        if self._phase == "handshake":
+            frames = [ConnectionNewAddress(self.source_address)]
+            if self.source_asset is not None:
+                frames.append(ConnectionAssetDetails(*self.source_asset))
+            frames.append(ConnectionMaxData(UINT64_MAX))
+            return self._send(0, 0, frames, fulfillable=False)
+        if self._phase == "probe":
+            return self._send(self._probe, 0, [], fulfillable=False)
+        if self._phase == "send":
+            if self.counters.sent >= self.amount:
+                self._phase = "close"
+                return self.next()
+            amount = min(self.amount - self.counters.sent, self.window, self.max_packet_amount)
+            amount = self._cap_by_receiver(amount)
+            if amount is None:
+                return self.next()  # _cap_by_receiver failed the payment
+            return self._send(amount, self._minimum_destination(amount), [StreamMoney(STREAM_ID, 1)],
+                              fulfillable=True)
+        # close
+        return self._send(0, 0, [StreamClose(STREAM_ID, StreamErrorCode.NO_ERROR),
+                                 ConnectionClose(StreamErrorCode.NO_ERROR)], fulfillable=False)
+
+    def _send(self, amount: int, prepare_amount: int, frames: list, *, fulfillable: bool) -> Send:
+        self._sequence += 1
+        self.counters.packets += 1
+        packet = StreamPacket(self._sequence, PACKET_TYPE_PREPARE, prepare_amount, tuple(frames))
+        self._in_flight = Send(amount, packet, fulfillable, self._expiry)
+        return self._in_flight
+
+    def _minimum_destination(self, amount: int) -> int:
+        return max(0, _floor(amount * self.exchange_rate * (1 - self.slippage)))
+
+    def _cap_by_receiver(self, amount: int) -> Optional[int]:
+        if self.remote_limit is None:
+            return amount
+        receive_max, total_received = self.remote_limit
+        room = receive_max - total_received
+        if room <= 0 or (self.exchange_rate or 0) <= 0:
+            self._fail("rejected", f"the receiver accepts no more on stream {STREAM_ID} "
+                                   f"(its limit is {receive_max}, it has received {total_received})")
+            return None
+        # the largest source amount whose delivery (at the probed rate) fits in the room
+        fits = _floor(Decimal(room) / self.exchange_rate)
+        if fits < 1:
+            self._fail("rejected", f"the receiver's remaining limit ({room}) is less than one source unit")
+            return None
+        return min(amount, fits)
+
+    # -- outcomes ---------------------------------------------------------------------------------
+
+    def fulfilled(self, response: Optional[StreamPacket]) -> None:
+        """The Prepare was fulfilled; ``response`` is the decrypted reply (``None`` if unreadable)."""
+        sent = self._take()
+        self.counters.fulfilled += 1
+        if sent.fulfillable and sent.amount:
+            self.counters.sent += sent.amount
+            if response is not None:
+                self.counters.delivered += response.prepare_amount
+            else:  # the receiver accepted at least what we asked for
+                self.counters.delivered += sent.packet.prepare_amount
+            self._strikes.clear()
+            self._retry_delay = _RETRY_DELAY
+            self._expiry = PACKET_EXPIRY_SECONDS
+            self.window = min(self.max_packet_amount, max(self.window, sent.amount) * 2)
+        if response is not None:
+            self._read_frames(response)
+        if self._phase == "close":
+            self._finish()
+
+    def rejected(self, code: str, data: bytes, response: Optional[StreamPacket],
+                 message: str = "") -> None:
+        """The Prepare was rejected with ``code``; ``response`` is the decrypted STREAM reply in
+        the Reject's data (``None`` if there was none or it did not decrypt)."""
+        sent = self._take()
+        self.counters.rejected += 1
+        if self._phase == "close":
+            return self._finish()
+        closed = self._read_frames(response) if response is not None else False
+        if code == "F99" and response is not None:
+            if closed:
+                return self._fail("rejected", "the receiver closed the connection", code)
+            return self._application_reject(sent, response)
+        if code == "F08":
+            return self._too_large(sent, data)
+        if code == "F02":
+            return self._fail("no-route", f"no route to {self.destination}: {message}".rstrip(": "), code)
+        if code == "T04":
+            self.window = max(1, sent.amount // 2)
+            self._probe = max(1, self._probe // 2) if self._phase == "probe" else self._probe
+            return self._back_off("T04", _MAX_T04, "liquidity", code, message)
+        if code.startswith("T"):
+            kind = "unreachable" if code == "T01" else "rejected"
+            return self._back_off(code, _MAX_T_OTHER, kind, code, message)
+        if code.startswith("R"):
+            self.window = max(1, sent.amount // 2)
+            self._expiry = min(self._expiry * 1.5, 120.0)
+            return self._back_off("R", _MAX_R, "timeout", code, message)
+        self._fail("rejected", f"rejected by {self.destination if code == 'F99' else 'the path'}: "
+                               f"{message or 'no message'}", code)
+
+    def no_response(self, kind: str, message: str) -> None:
+        """No answer came: ``kind`` is ``timeout`` or ``unreachable`` (the plugin failed)."""
+        self._take()
+        if self._phase == "close":
+            return self._finish()
+        self._back_off("none", _MAX_NO_RESPONSE, kind, None, message)
+
+    def _take(self) -> Send:
+        if self._in_flight is None:
+            raise RuntimeError("no packet in flight")
+        sent, self._in_flight = self._in_flight, None
+        return sent
+
+    def _read_frames(self, response: StreamPacket) -> bool:
+        """Learn from a reply's frames. :returns: whether the receiver closed."""
+        closed = False
+        for f in response.frames:
+            kind = type(f)
+            if kind is ConnectionAssetDetails:
+                self.destination_asset = (f.source_asset_code, f.source_asset_scale)
+            elif kind is StreamMaxMoney and f.stream_id == STREAM_ID:
+                self.remote_limit = (f.receive_max, f.total_received)
+            elif kind is ConnectionClose or (kind is StreamClose and f.stream_id == STREAM_ID):
+                closed = True
+        return closed
+
+    def _application_reject(self, sent: Send, response: StreamPacket) -> None:
+        if self._phase == "handshake":
+            self._phase = "probe"
+            return
+        if self._phase == "probe":
+            arrived = response.prepare_amount
+            if arrived == 0 and self._probe < _PROBE_LIMIT and self._probe < self.max_packet_amount:
+                self._probe = min(self._probe * 1000, self.max_packet_amount)
+                return
+            self.exchange_rate = Decimal(arrived) / Decimal(sent.amount)
+            if self.exchange_rate == 0:
+                return self._fail("rate", f"nothing arrives at the receiver (a test packet of {sent.amount} "
+                                          "delivered 0)", "F99")
+            if self.min_exchange_rate is not None and self.exchange_rate < self.min_exchange_rate:
+                return self._fail("rate", f"the exchange rate {self.exchange_rate} is below the minimum "
+                                          f"{self.min_exchange_rate}", "F99")
+            self._phase = "send"
+            self._strikes.clear()
+            return
+        # a money packet the receiver refused
+        if self.remote_limit is not None:
+            receive_max, total_received = self.remote_limit
+            if total_received + (sent.packet.prepare_amount or 1) > receive_max:
+                # next() shrinks the packet to the receiver's room, or fails
+                self._strike("limit", _MAX_F99, "rejected", "F99",
+                             f"the receiver's limit ({receive_max}, {total_received} received) keeps refusing")
+                return
+        if sent.amount and response.prepare_amount < sent.packet.prepare_amount:
+            # less arrived than we asked for: the rate moved; re-price from this packet
+            rate = Decimal(response.prepare_amount) / Decimal(sent.amount)
+            if self.min_exchange_rate is not None and rate < self.min_exchange_rate:
+                return self._fail("rate", f"the exchange rate fell to {rate}, below the minimum "
+                                          f"{self.min_exchange_rate}", "F99")
+            if rate == 0:
+                return self._fail("rate", f"a packet of {sent.amount} delivered 0", "F99")
+            self.exchange_rate = rate
+        self._strike("F99", _MAX_F99, "rejected", "F99", "the receiver keeps rejecting our packets")
+
+    def _too_large(self, sent: Send, data: bytes) -> None:
+        try:
+            info = AmountTooLargeData.decode(data)
+        except DecodeError:
+            info = None
+        if info is not None and info.received_amount > 0:
+            new_max = max(1, sent.amount * info.maximum_amount // info.received_amount)
+        else:
+            new_max = sent.amount // 2
+        if new_max < 1 or new_max >= sent.amount:
+            return self._fail("too-large", f"a packet of {sent.amount} is too large for the path and cannot "
+                                           "be made smaller", "F08")
+        self.max_packet_amount = min(self.max_packet_amount, new_max)
+        self.window = min(self.window, self.max_packet_amount)
+        self._probe = min(self._probe, self.max_packet_amount)
+
+    def _back_off(self, key: str, limit: int, kind: str, code: Optional[str], message: str) -> None:
+        if self._strike(key, limit, kind, code, f"gave up after {limit} tries: {message or code or kind}"):
+            self._delay = self._retry_delay
+            self._retry_delay = min(self._retry_delay * _RETRY_FACTOR, _RETRY_DELAY_MAX)
+
+    def _strike(self, key: str, limit: int, kind: str, code: Optional[str], message: str) -> bool:
+        self._strikes[key] = self._strikes.get(key, 0) + 1
+        if self._strikes[key] >= limit:
+            self._fail(kind, message, code)
+            return False
+        return True
+
+    def _fail(self, kind: str, message: str, code: Optional[str] = None) -> None:
+        self.error = StreamPaymentError(kind, message, self.counters.sent, self.counters.delivered, code)
+        # still tell the receiver we are done, when it has heard from us
+        self._phase = "close" if self._sequence else "done"
+
+    def _finish(self) -> None:
+        self._phase = "done"
+        if self.error is None:
+            c = self.counters
+            self.result = PaymentResult(c.sent, c.delivered, c.packets, c.fulfilled, c.rejected,
+                                        self.exchange_rate, self.source_address, self.destination)
+
+
+# -- the Twisted driver ------------------------------------------------------------------------------
+
+_log = Logger(namespace="ilptx.stream.sender")
+
+
+def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *, clock,
+                 source_address: Optional[str] = None, source_asset: Optional[tuple] = None,
+                 min_exchange_rate: Optional[Decimal] = None, progress: Optional[Callable] = None,
+                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE) -> Deferred:
+    """Pay ``amount`` (source units) to a STREAM receiver.
+
+    :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
+    :param destination: the receiver's address (from SPSP, say).
+    :param shared_secret: the connection's 32-byte secret.
+    :param clock: ``IReactorTime``.
+    :param source_address: our address; if ``None`` it (and ``source_asset``) come from IL-DCP.
+    :param source_asset: ``(code, scale)`` for ``ConnectionAssetDetails``.
+    :param min_exchange_rate: fail with ``rate`` if the probed rate is lower.
+    :param progress: ``callable(sent, delivered)`` after each fulfilled packet.
+    :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
+    """
+    encryption_key, fulfillment_key = crypto.derive_keys(shared_secret)
+
+    if source_address is None:
+        d = fetch_config(plugin.send_data, clock)
+
+        def configured(config):
+            asset = source_asset if source_asset is not None else (config.asset_code, config.asset_scale)
+            return config.client_address, asset
+
+        def ildcp_failed(failure):
+            raise StreamPaymentError("unreachable", f"cannot learn our address with IL-DCP: "
+                                                    f"{failure.getErrorMessage()}")
+
+        d.addCallbacks(configured, ildcp_failed)
+    else:
+        d = Deferred()
+        d.callback((source_address, source_asset))
+
+    def start(address_and_asset):
+        address, asset = address_and_asset
+        state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
+                          min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
+                          slippage=slippage)
+        return _Driver(plugin, clock, state, encryption_key, fulfillment_key, progress).run()
+
+    return d.addCallback(start)
+
+
+class _Driver:
+    def __init__(self, plugin, clock, state: SendState, encryption_key: bytes, fulfillment_key: bytes,
+                 progress: Optional[Callable]) -> None:
+        self.plugin = plugin
+        self.clock = clock
+        self.state = state
+        self.enc = encryption_key
+        self.ful = fulfillment_key
+        self.progress = progress
+        self.finished: Deferred = Deferred()
+
+    def run(self) -> Deferred:
+        self._step()
+        return self.finished
+
+    def _step(self, _=None) -> None:
+        action = self.state.next()
+        if action is None:
+            if self.state.error is not None:
+                self.finished.errback(self.state.error)
+            else:
+                self.finished.callback(self.state.result)
+        elif isinstance(action, Wait):
+            self.clock.callLater(action.seconds, self._step)
+        else:
+            self._send(action)
+
+    def _send(self, action: Send) -> None:
+        data = crypto.encrypt_packet(self.enc, action.packet)
+        condition = crypto.condition(self.ful, data) if action.fulfillable else crypto.random_condition()
+        expires = _EPOCH + timedelta(milliseconds=int((self.clock.seconds() + action.expiry) * 1000))
+        prepare = Prepare(action.amount, expires, condition, self.state.destination, data)
+        d = maybeDeferred(self.plugin.send_data, encode_packet(prepare))
+        d.addTimeout(action.expiry + 1, self.clock)
+        d.addCallbacks(self._answered, self._failed)
+        d.addErrback(self._bug)
+        d.addCallback(self._step)
+
+    def _answered(self, raw: bytes) -> None:
+        try:
+            response = decode_response(raw)
+        except DecodeError as exc:
+            return self.state.no_response("unreachable", f"unreadable response: {exc}")
+        packet = None
+        if response.data:
+            try:
+                packet = crypto.decrypt_packet(self.enc, response.data)
+            except (crypto.DecryptionError, DecodeError):
+                packet = None
+        if isinstance(response, Fulfill):
+            before = self.state.counters.sent
+            self.state.fulfilled(packet)
+            if self.progress is not None and self.state.counters.sent != before:
+                self.progress(self.state.counters.sent, self.state.counters.delivered)
+        else:
+            assert isinstance(response, Reject)
+            _log.debug("STREAM packet rejected: {code} {message}", code=response.code, message=response.message)
+            self.state.rejected(response.code, response.data, packet, response.message)
+
+    def _failed(self, failure) -> None:
+        if failure.check(TimeoutError):
+            self.state.no_response("timeout", "no answer before the packet expired")
+        else:
+            self.state.no_response("unreachable", failure.getErrorMessage())
+
+    def _bug(self, failure) -> None:
+        # an error in our own code: end the payment rather than hang
+        _log.failure("STREAM sender failed", failure)
+        if not self.finished.called:
+            self.state._phase = "done"
+            self.state.error = StreamPaymentError("rejected", f"internal error: {failure.getErrorMessage()}",
+                                                  self.state.counters.sent, self.state.counters.delivered)

@@ -1,0 +1,216 @@
+"""STREAM sender (RFC 29) against our StreamServer, through a tiny in-memory "connector" that can
+scale amounts (an exchange rate), run out of liquidity (T04), cap packets (F08) or lose the route
+(F02). No sockets, no global reactor: memory plugins and task.Clock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal
+
+import pytest
+from twisted.internet.task import Clock
+
+from ilptx.codec.ildcp import IldcpResponse, response_fulfill
+from ilptx.codec.ilp import AmountTooLargeData, Reject, decode_prepare, encode_packet
+from ilptx.stream.sender import PaymentResult, StreamPaymentError, send_payment
+from ilptx.stream.server import StreamServer
+from ilptx.testing import linked_plugins
+
+
+class Connector:
+    """Answers the payer's IL-DCP and forwards its Prepares to the shop's StreamServer."""
+
+    def __init__(self, to_shop, rate=Decimal(1), max_packet=None, t04_above=None, f02_when_received=None,
+                 server=None):
+        self.to_shop = to_shop
+        self.rate = Decimal(rate)
+        self.max_packet = max_packet
+        self.t04_above = t04_above
+        self.f02_when_received = f02_when_received
+        self.server = server
+        self.prepares = []  # amounts the payer sent, in order
+        self.rejected = []  # (amount, code) the connector itself rejected
+
+    def handle(self, data: bytes):
+        prepare = decode_prepare(data)
+        if prepare.destination == "peer.config":
+            return encode_packet(response_fulfill(IldcpResponse("test.conn.payer", 6, "USD")))
+        self.prepares.append(prepare.amount)
+        if self.f02_when_received is not None and self.server.total_received >= self.f02_when_received:
+            return self._reject(prepare, "F02", "no route")
+        if self.t04_above is not None and prepare.amount > self.t04_above:
+            self.t04_above = None  # once
+            return self._reject(prepare, "T04", "insufficient liquidity")
+        if self.max_packet is not None and prepare.amount > self.max_packet:
+            return self._reject(prepare, "F08", "too large",
+                                AmountTooLargeData(prepare.amount, self.max_packet).encode())
+        forwarded = replace(prepare, amount=int(prepare.amount * self.rate))
+        return self.to_shop.send_data(encode_packet(forwarded))
+
+    def _reject(self, prepare, code, message, data=b""):
+        self.rejected.append((prepare.amount, code))
+        return encode_packet(Reject(code, "test.conn", message, data))
+
+
+@pytest.fixture
+def net():
+    """``net(**connector_options, receive_max=None)`` → (payer plugin, server, connector, clock)."""
+
+    def build(receive_max=None, **options):
+        clock = Clock()
+        shop, connector_shop = linked_plugins("shop", "connector-shop")
+        connector_shop.register_data_handler(
+            lambda data: encode_packet(response_fulfill(IldcpResponse("test.conn.shop", 6, "USD"))))
+        connector_shop.connect()
+        server = StreamServer(shop, clock, server_secret=b"\x07" * 32, receive_max=receive_max)
+        server.connect()
+        payer, connector_payer = linked_plugins("payer", "connector-payer")
+        connector = Connector(connector_shop, server=server, **options)
+        connector_payer.register_data_handler(connector.handle)
+        connector_payer.connect()
+        payer.connect()
+        return payer, server, connector, clock
+
+    return build
+
+
+def pay(payer, server, clock, amount, **kwargs):
+    """Run send_payment to the end on ``clock``; :returns: the result, or the StreamPaymentError."""
+    credentials = server.generate_address_and_secret()
+    d = send_payment(payer, credentials.destination_account, credentials.shared_secret, amount, clock=clock,
+                     **kwargs)
+    outcome = []
+    d.addBoth(outcome.append)
+    for _ in range(1000):
+        if outcome:
+            break
+        clock.advance(0.1)
+    assert outcome, "the payment did not finish"
+    if isinstance(outcome[0], PaymentResult):
+        return outcome[0]
+    return outcome[0].value
+
+
+def test_exact_delivery_at_rate_one(net):
+    """The whole amount arrives in one packet; handshake and close tell the receiver about us."""
+    payer, server, connector, clock = net()
+    progress = []
+    result = pay(payer, server, clock, 1_000_000, progress=lambda s, d: progress.append((s, d)))
+    assert isinstance(result, PaymentResult), result
+    assert (result.sent, result.delivered, result.exchange_rate) == (1_000_000, 1_000_000, Decimal(1))
+    assert server.total_received == 1_000_000
+    assert result.source_address == "test.conn.payer"  # from IL-DCP
+    assert result.fulfilled == 1 and result.packets == 4  # handshake, probe, money, close
+    assert progress == [(1_000_000, 1_000_000)]
+    (connection,) = server.connections.values()
+    assert connection.source_address == "test.conn.payer"
+    assert connection.closed and connection.streams[1].closed
+    assert connector.prepares == [0, 1000, 1_000_000, 0]
+
+
+def test_given_source_address_skips_ildcp(net):
+    """With source_address given no IL-DCP request is made."""
+    payer, server, connector, clock = net()
+    result = pay(payer, server, clock, 10, source_address="test.elsewhere", source_asset=("EUR", 2))
+    assert result.source_address == "test.elsewhere" and server.total_received == 10
+    (connection,) = server.connections.values()
+    assert connection.source_address == "test.elsewhere"
+
+
+def test_half_rate_delivers_half_and_reports_the_rate(net):
+    """At 0.5 the receiver gets half; the probed rate is reported."""
+    payer, server, connector, clock = net(rate=Decimal("0.5"))
+    result = pay(payer, server, clock, 1000)
+    assert (result.sent, result.delivered, result.exchange_rate) == (1000, 500, Decimal("0.5"))
+    assert server.total_received == 500
+
+
+def test_t04_halves_the_packet_then_succeeds(net):
+    """A T04 halves the packet amount; after a delay (on the clock) the rest goes through."""
+    payer, server, connector, clock = net(t04_above=1000)
+    result = pay(payer, server, clock, 1_000_000)
+    assert result.sent == 1_000_000 and server.total_received == 1_000_000
+    assert connector.rejected == [(1_000_000, "T04")]
+    assert connector.prepares[2:] == [1_000_000, 500_000, 500_000, 0]
+    assert result.rejected == 4  # handshake, probe, T04, close
+
+
+def test_t04_before_the_delay_nothing_is_resent(net):
+    """The retry after a T04 waits for the clock."""
+    payer, server, connector, clock = net(t04_above=1000)
+    credentials = server.generate_address_and_secret()
+    outcome = []
+    send_payment(payer, credentials.destination_account, credentials.shared_secret, 1_000_000,
+                 clock=clock).addBoth(outcome.append)
+    assert not outcome and connector.prepares == [0, 1000, 1_000_000]
+    clock.advance(1)
+    assert outcome and server.total_received == 1_000_000
+
+
+def test_f08_learns_the_maximum_packet_amount(net):
+    """An F08 with AmountTooLargeData scales packets down; none exceeds the maximum afterwards."""
+    payer, server, connector, clock = net(max_packet=300_000)
+    result = pay(payer, server, clock, 1_000_000)
+    assert result.sent == result.delivered == 1_000_000 == server.total_received
+    assert connector.rejected == [(1_000_000, "F08")]
+    after = connector.prepares[connector.prepares.index(1_000_000) + 1:]
+    assert after == [300_000, 300_000, 300_000, 100_000, 0]
+
+
+def test_f08_below_the_probe_amount(net):
+    """A path maximum smaller than the first test packet shrinks the probe too."""
+    payer, server, connector, clock = net(max_packet=7)
+    result = pay(payer, server, clock, 20)
+    assert result.sent == 20 and server.total_received == 20
+    assert max(connector.prepares[connector.prepares.index(1000) + 1:]) == 7
+
+
+def test_f02_fails_no_route_with_what_was_delivered(net):
+    """F02 ends the payment: kind no-route, the code, and how much arrived before."""
+    payer, server, connector, clock = net(f02_when_received=300)
+    error = pay(payer, server, clock, 1000, max_packet_amount=100)
+    assert isinstance(error, StreamPaymentError)
+    assert (error.kind, error.code, error.sent, error.delivered) == ("no-route", "F02", 300, 300)
+    assert "no route" in str(error) and server.total_received == 300
+
+
+def test_receive_max_stops_at_the_limit(net):
+    """The receiver's StreamMaxMoney caps what we send; once full, a clear error."""
+    payer, server, connector, clock = net(receive_max=400)
+    error = pay(payer, server, clock, 1000)
+    assert isinstance(error, StreamPaymentError)
+    assert (error.kind, error.sent, error.delivered) == ("rejected", 400, 400)
+    assert "limit is 400" in error.message
+    assert server.total_received == 400
+
+
+def test_min_exchange_rate_enforced(net):
+    """A probed rate below min_exchange_rate fails with kind rate before any money moves."""
+    payer, server, connector, clock = net(rate=Decimal("0.5"))
+    error = pay(payer, server, clock, 1000, min_exchange_rate=Decimal("0.6"))
+    assert isinstance(error, StreamPaymentError)
+    assert (error.kind, error.sent, error.delivered) == ("rate", 0, 0)
+    assert "0.5" in error.message and server.total_received == 0
+
+
+def test_min_exchange_rate_met(net):
+    """At or above the minimum the payment goes through."""
+    payer, server, connector, clock = net(rate=Decimal("0.5"))
+    result = pay(payer, server, clock, 1000, min_exchange_rate=Decimal("0.5"))
+    assert result.delivered == 500
+
+
+def test_tiny_rate_probes_with_bigger_packets(net):
+    """When 1000 delivers nothing the probe grows until something arrives."""
+    payer, server, connector, clock = net(rate=Decimal("0.0001"))
+    result = pay(payer, server, clock, 10_000_000)
+    assert result.exchange_rate == Decimal("0.0001") and result.delivered == 1000
+    assert connector.prepares[:3] == [0, 1000, 1_000_000]
+
+
+def test_unreachable_plugin(net):
+    """A plugin whose link is down fails with kind unreachable (after a few tries)."""
+    payer, server, connector, clock = net()
+    payer.disconnect()
+    error = pay(payer, server, clock, 1000, source_address="test.conn.payer")
+    assert isinstance(error, StreamPaymentError) and error.kind == "unreachable"
