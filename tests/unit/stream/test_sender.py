@@ -8,11 +8,21 @@ from dataclasses import replace
 from decimal import Decimal
 
 import pytest
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from ilptx.codec.ildcp import IldcpResponse, response_fulfill
 from ilptx.codec.ilp import AmountTooLargeData, Reject, decode_prepare, encode_packet
-from ilptx.stream.sender import PaymentResult, StreamPaymentError, send_payment
+from ilptx.codec.stream import (
+    PACKET_TYPE_REJECT,
+    ConnectionAssetDetails,
+    ConnectionClose,
+    ConnectionNewAddress,
+    StreamClose,
+    StreamMoney,
+    StreamPacket,
+)
+from ilptx.stream.sender import PaymentResult, Send, SendState, StreamPaymentError, send_payment
 from ilptx.stream.server import StreamServer
 from ilptx.testing import linked_plugins
 
@@ -21,8 +31,10 @@ class Connector:
     """Answers the payer's IL-DCP and forwards its Prepares to the shop's StreamServer."""
 
     def __init__(self, to_shop, rate=Decimal(1), max_packet=None, t04_above=None, f02_when_received=None,
-                 server=None):
+                 server=None, reject_code=None, hang=False):
         self.to_shop = to_shop
+        self.reject_code = reject_code
+        self.hang = hang
         self.rate = Decimal(rate)
         self.max_packet = max_packet
         self.t04_above = t04_above
@@ -36,6 +48,10 @@ class Connector:
         if prepare.destination == "peer.config":
             return encode_packet(response_fulfill(IldcpResponse("test.conn.payer", 6, "USD")))
         self.prepares.append(prepare.amount)
+        if self.hang:
+            return Deferred()  # never answers
+        if self.reject_code is not None:
+            return self._reject(prepare, self.reject_code, "injected")
         if self.f02_when_received is not None and self.server.total_received >= self.f02_when_received:
             return self._reject(prepare, "F02", "no route")
         if self.t04_above is not None and prepare.amount > self.t04_above:
@@ -214,3 +230,84 @@ def test_unreachable_plugin(net):
     payer.disconnect()
     error = pay(payer, server, clock, 1000, source_address="test.conn.payer")
     assert isinstance(error, StreamPaymentError) and error.kind == "unreachable"
+
+
+def test_f08_that_cannot_shrink_fails_too_large(net):
+    """A path that takes nothing (maximum 0) ends with kind too-large."""
+    payer, server, connector, clock = net(max_packet=0)
+    error = pay(payer, server, clock, 1000)
+    assert (error.kind, error.code, error.sent) == ("too-large", "F08", 0)
+
+
+def test_persisting_t04_fails_liquidity(net):
+    """T04 on every packet: back off a number of times, then kind liquidity."""
+    payer, server, connector, clock = net(reject_code="T04")
+    error = pay(payer, server, clock, 1000)
+    assert (error.kind, error.code) == ("liquidity", "T04")
+    assert len(connector.prepares) > 5
+
+
+def test_persisting_r_error_fails_timeout(net):
+    """R00 on every packet: retry a few times with a longer expiry, then kind timeout."""
+    payer, server, connector, clock = net(reject_code="R00")
+    error = pay(payer, server, clock, 1000)
+    assert (error.kind, error.code) == ("timeout", "R00")
+
+
+def test_other_final_error_fails_rejected_with_its_code(net):
+    """An F-error other than F99/F08/F02 ends the payment with its code."""
+    payer, server, connector, clock = net(reject_code="F06")
+    error = pay(payer, server, clock, 1000)
+    assert (error.kind, error.code, error.delivered) == ("rejected", "F06", 0)
+    assert "injected" in error.message
+
+
+def test_no_answer_fails_timeout(net):
+    """Prepares that are never answered time out on the clock; kind timeout."""
+    payer, server, connector, clock = net(hang=True)
+    credentials = server.generate_address_and_secret()
+    outcome = []
+    send_payment(payer, credentials.destination_account, credentials.shared_secret, 1000,
+                 clock=clock).addBoth(outcome.append)
+    clock.pump([10] * 30)
+    assert outcome and isinstance(outcome[0].value, StreamPaymentError)
+    assert outcome[0].value.kind == "timeout" and len(connector.prepares) == 4  # 3 tries and the close
+
+
+def test_closed_connection_fails_rejected(net):
+    """Paying again on a connection the receiver saw closed: kind rejected, nothing sent."""
+    payer, server, connector, clock = net()
+    credentials = server.generate_address_and_secret()
+    first = []
+    send_payment(payer, credentials.destination_account, credentials.shared_secret, 10,
+                 clock=clock).addBoth(first.append)
+    assert isinstance(first[0], PaymentResult)
+    again = []
+    send_payment(payer, credentials.destination_account, credentials.shared_secret, 10,
+                 clock=clock).addBoth(again.append)
+    error = again[0].value
+    assert (error.kind, error.sent) == ("rejected", 0) and "closed" in error.message
+    assert server.total_received == 10
+
+
+def test_send_state_is_sans_io():
+    """SendState alone: the handshake frames, the probe, the priced money packet, the close."""
+    state = SendState(1000, source_address="test.me", destination="test.you", source_asset=("USD", 2))
+    hello = state.next()
+    assert isinstance(hello, Send) and hello.amount == 0 and not hello.fulfillable
+    assert hello.packet.frames[:2] == (ConnectionNewAddress("test.me"), ConnectionAssetDetails("USD", 2))
+    state.rejected("F99", b"", StreamPacket(1, PACKET_TYPE_REJECT, 0, (ConnectionAssetDetails("EUR", 4),)))
+    assert state.destination_asset == ("EUR", 4)
+    probe = state.next()
+    assert (probe.amount, probe.fulfillable, probe.packet.sequence) == (1000, False, 2)
+    state.rejected("F99", b"", StreamPacket(2, PACKET_TYPE_REJECT, 2000))
+    assert state.exchange_rate == 2
+    money = state.next()
+    assert (money.amount, money.fulfillable, money.packet.prepare_amount) == (1000, True, 1980)
+    assert money.packet.frames == (StreamMoney(1, 1),)
+    state.fulfilled(None)  # unreadable reply: count what the receiver had to accept
+    assert (state.counters.sent, state.counters.delivered) == (1000, 1980)
+    close = state.next()
+    assert close.packet.frames == (StreamClose(1, 1), ConnectionClose(1))
+    state.rejected("F99", b"", None)
+    assert state.next() is None and state.done and state.result.delivered == 1980
