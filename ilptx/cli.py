@@ -1,9 +1,15 @@
-"""The ``ilptx`` command: receive payments at an SPSP endpoint (and, once the STREAM sender
-lands, pay a payment pointer) through a connector.
+"""The ``ilptx`` command: pay a payment pointer, or receive payments at an SPSP endpoint,
+through a connector.
 
 ::
 
+    ilptx pay '$example.com/bob' 1000000 --uplink btp+ws://user:token@127.0.0.1:7768
     ilptx receive --uplink btp+ws://user:token@127.0.0.1:7768 --port 8080
+
+``pay`` resolves the pointer (RFC 26) or URL, queries SPSP (RFC 9), sends the amount (in the
+uplink account's base units) with STREAM, showing progress on stderr, and ends with a summary:
+sent, delivered, exchange rate, packets, time (one JSON object with ``--json``). Errors say
+what happened and how much was delivered so far.
 
 connects to the connector as a BTP client (``--uplink``), takes its address with IL-DCP,
 serves SPSP (RFC 9) on ``--host:--port`` and prints one line per payment received (one JSON
@@ -38,6 +44,14 @@ def build_parser() -> argparse.ArgumentParser:
     """:returns: the argument parser of ``ilptx``."""
     parser = argparse.ArgumentParser(prog="ilptx", description="Send and receive Interledger payments (STREAM, SPSP).")
     sub = parser.add_subparsers(dest="command", required=True)
+    pay = sub.add_parser("pay", help="pay a payment pointer or SPSP URL")
+    pay.add_argument("receiver", help="payment pointer ($example.com/bob) or SPSP https URL")
+    pay.add_argument("amount", type=int, help="amount in the uplink account's base units")
+    pay.add_argument("--uplink", required=True, help="BTP URL of your connector account, btp+ws://user:token@host:port")
+    pay.add_argument("--json", action="store_true", help="print one JSON object instead of a summary")
+    pay.add_argument("--allow-http", action="store_true", help="allow a plain http SPSP URL (local testing)")
+    pay.add_argument("--uplink-timeout", type=float, default=UPLINK_TIMEOUT_S,
+                     help="seconds to wait for the uplink before giving up (default 10)")
     receive = sub.add_parser("receive", help="receive payments at an SPSP endpoint")
     receive.add_argument("--uplink", required=True, help="BTP URL of your connector account, btp+ws://user:token@host:port")
     receive.add_argument("--port", type=int, required=True, help="TCP port of the SPSP endpoint")
@@ -122,13 +136,86 @@ def _receive(reactor, args) -> "Deferred":
     return run()
 
 
+def _pay(reactor, args) -> "Deferred":
+    from twisted.internet import defer
+
+    from ilptx.stream.sender import StreamPaymentError, send_payment
+    from ilptx.stream.spsp import SpspError, query
+
+    if args.amount <= 0:
+        raise CommandError("amount: must be a positive integer (base units)", EXIT_USAGE)
+    err = sys.stderr
+    show_progress = not args.json and err.isatty()
+
+    def progress(sent: int, delivered: int) -> None:
+        if show_progress:
+            width = 30
+            done = int(width * sent / args.amount)
+            err.write(f"\r[{'#' * done}{'.' * (width - done)}] {sent}/{args.amount} sent, {delivered} delivered")
+            err.flush()
+
+    @defer.inlineCallbacks
+    def run():
+        try:
+            spsp = yield query(args.receiver, allow_http=args.allow_http)
+        except SpspError as exc:
+            raise CommandError(f"cannot set up the payment: {exc}", EXIT_POINTER) from None
+        plugin = yield _connect_uplink(reactor, args.uplink, args.uplink_timeout)
+        started = reactor.seconds()
+        try:
+            result = yield send_payment(plugin, spsp.destination_account, spsp.shared_secret, args.amount,
+                                        clock=reactor, progress=progress)
+        except StreamPaymentError as exc:
+            if show_progress:
+                err.write("\n")
+            if args.json:
+                sys.stdout.write(json.dumps({"ok": False, "error": exc.kind, "code": exc.code, "message": str(exc),
+                                             "sent": str(exc.sent), "delivered": str(exc.delivered)}) + "\n")
+            raise CommandError(f"payment failed: {_explain(exc)}", EXIT_PAYMENT_FAILED) from None
+        finally:
+            yield plugin.disconnect()
+        seconds = reactor.seconds() - started
+        if show_progress:
+            err.write("\n")
+        rate = "" if result.exchange_rate is None else str(result.exchange_rate)
+        if args.json:
+            sys.stdout.write(json.dumps({
+                "ok": True, "sent": str(result.sent), "delivered": str(result.delivered), "exchangeRate": rate,
+                "packets": result.packets, "fulfilled": result.fulfilled, "rejected": result.rejected,
+                "seconds": round(seconds, 3), "source": result.source_address,
+                "destination": result.destination}) + "\n")
+        else:
+            sys.stdout.write(
+                f"paid {args.receiver}: sent {result.sent}, delivered {result.delivered} "
+                f"(exchange rate {rate or 'unknown'}), {result.packets} packets "
+                f"({result.fulfilled} fulfilled, {result.rejected} rejected) in {seconds:.2f} s\n")
+
+    return run()
+
+
+_EXPLANATIONS = {
+    "no-route": "no route to the receiver (F02): the connector does not know its address",
+    "too-large": "the path only carries packets too small for this payment (F08)",
+    "liquidity": "the path is out of liquidity (T04): try again later or with a smaller amount",
+    "rate": "the exchange rate is below the minimum",
+    "timeout": "the receiver or the path did not answer in time",
+    "unreachable": "the uplink went away",
+    "rejected": "the receiver or the path rejected the payment",
+}
+
+
+def _explain(exc) -> str:
+    head = _EXPLANATIONS.get(exc.kind, exc.kind)
+    return f"{head} -- {exc} (delivered {exc.delivered} of the {exc.sent} sent)"
+
+
 def main(argv: Optional[list] = None) -> None:
     """Entry point of the ``ilptx`` console script."""
     args = build_parser().parse_args(argv)
-    from twisted.internet import task
+    from twisted.internet import defer, task
 
     def run(reactor):
-        d = _receive(reactor, args)
+        d = defer.maybeDeferred(_pay if args.command == "pay" else _receive, reactor, args)
 
         def failed(failure):
             failure.trap(CommandError)
