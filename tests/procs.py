@@ -125,3 +125,32 @@ def assert_clean_twistd_stop(status: int, sig: int, process: Process) -> None:
     assert status in (0, -sig), f"exit status {status}\n{process.output()}"
     assert TWISTD_CLEAN_SHUTDOWN in out, f"no {TWISTD_CLEAN_SHUTDOWN!r} logged\n{process.output()}"
     assert "Traceback" not in out, f"a traceback was logged\n{process.output()}"
+
+
+def start_either_connector(kind: str, config: dict, directory: Path, processes) -> "Process":
+    """Start ``twistd -n ilpconnector`` (``kind="ilptx"``) or the JS reference connector
+    (``kind="reference"``, ilp-connector 23.0.2 from tests/interop) on the same config.
+
+    :param processes: the ``processes`` fixture (kills them at teardown).
+    """
+    import json
+    import shutil
+
+    if kind == "ilptx":
+        path = Path(directory) / "ilptx.json"
+        path.write_text(json.dumps(config))
+        return processes.connector(["--config", str(path)])
+    node = shutil.which("node")
+    assert node is not None, "the reference connector needs node"
+    path = Path(directory) / "reference.json"
+    path.write_text(json.dumps({"store": "memory", **config}))
+    return processes.run([node, str(REPO / "tests" / "interop" / "run_reference_connector.js"), "--config", str(path)])
+
+
+def stop_either_connector(kind: str, process: "Process") -> None:
+    """Stop it and check it stopped cleanly (twistd: 0 or -SIGTERM with its shutdown line; node: 0)."""
+    status = process.stop()
+    if kind == "ilptx":
+        assert_clean_twistd_stop(status, signal.SIGTERM, process)
+    else:
+        assert status == 0, process.output()

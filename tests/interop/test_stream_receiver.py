@@ -1,5 +1,5 @@
 """Interop: an ilp-protocol-stream 2.7.1 sender pays ilptx's STREAM receiver through
-``twistd -n ilpconnector``; the exact amount arrives."""
+``twistd -n ilpconnector`` and through the reference ilp-connector 23.0.2; the exact amount arrives."""
 
 from __future__ import annotations
 
@@ -7,18 +7,16 @@ import base64
 import json
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-import yaml
 from twisted.internet import reactor
 from twisted.internet.utils import getProcessOutputAndValue
 
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.stream.server import StreamServer
-from procs import REPO, assert_clean_twistd_stop, free_ports, wait_for_port
+from procs import REPO, free_ports, start_either_connector, stop_either_connector, wait_for_port
 
 pytestmark = pytest.mark.interop
 
@@ -26,19 +24,19 @@ HERE = Path(__file__).resolve().parent
 AMOUNT = 1_000_000
 
 
+@pytest.mark.parametrize("through", ["ilptx", "reference"])
 @pytest_twisted.inlineCallbacks
-def test_js_sender_pays_ilptx_receiver(tmp_path, processes):
+def test_js_sender_pays_ilptx_receiver(tmp_path, processes, through):
     """The JS sender's 1,000,000 arrive at our receiver exactly, stream by stream."""
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "ilp-protocol-stream").is_dir():
         pytest.fail("needs node and `npm ci` in tests/interop")
     shop_port, payer_port = free_ports(2)
     config = {"ilpAddress": "test.ilptx", "spread": 0, "accounts": {
-        name: {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
+        name: {"relation": "child", "plugin": "ilp-plugin-btp", "assetCode": "USD", "assetScale": 9,
                "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": f"{name}_secret"}}}
         for name, port in (("shop", shop_port), ("payer", payer_port))}}
-    (tmp_path / "c.yml").write_text(yaml.safe_dump(config))
-    connector = processes.connector(["--config", str(tmp_path / "c.yml")])
+    connector = start_either_connector(through, {**config, "backend": "one-to-one"}, tmp_path, processes)
     wait_for_port(shop_port, connector)
     wait_for_port(payer_port, connector)
 
@@ -62,4 +60,4 @@ def test_js_sender_pays_ilptx_receiver(tmp_path, processes):
         assert connection.source_address == "test.ilptx.payer"  # from the sender's ConnectionNewAddress
     finally:
         yield plugin.disconnect()
-    assert_clean_twistd_stop(connector.stop(), signal.SIGTERM, connector)
+    stop_either_connector(through, connector)

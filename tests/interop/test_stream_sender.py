@@ -1,24 +1,22 @@
 """Interop: ilptx's STREAM sender pays an ilp-protocol-stream 2.7.1 receiver through
-``twistd -n ilpconnector``; the exact amount arrives."""
+``twistd -n ilpconnector`` and through the reference ilp-connector 23.0.2; the exact amount arrives."""
 
 from __future__ import annotations
 
 import base64
 import json
 import shutil
-import signal
 import time
 from pathlib import Path
 
 import pytest
 import pytest_twisted
-import yaml
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.stream.sender import PaymentResult, send_payment
-from procs import assert_clean_twistd_stop, free_ports, wait_for_port
+from procs import free_ports, start_either_connector, stop_either_connector, wait_for_port
 
 pytestmark = pytest.mark.interop
 
@@ -46,19 +44,19 @@ def _wait_for_line(process, key, timeout=30.0):
         yield deferLater(reactor, 0.05, lambda: None)
 
 
+@pytest.mark.parametrize("through", ["ilptx", "reference"])
 @pytest_twisted.inlineCallbacks
-def test_ilptx_sender_pays_js_receiver(tmp_path, processes):
+def test_ilptx_sender_pays_js_receiver(tmp_path, processes, through):
     """Our sender's 1,000,000 arrive at the JS receiver exactly."""
     node = shutil.which("node")
     if node is None or not (HERE / "node_modules" / "ilp-protocol-stream").is_dir():
         pytest.fail("needs node and `npm ci` in tests/interop")
     shop_port, payer_port = free_ports(2)
     config = {"ilpAddress": "test.ilptx", "spread": 0, "accounts": {
-        name: {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
+        name: {"relation": "child", "plugin": "ilp-plugin-btp", "assetCode": "USD", "assetScale": 9,
                "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": f"{name}_secret"}}}
         for name, port in (("shop", shop_port), ("payer", payer_port))}}
-    (tmp_path / "c.yml").write_text(yaml.safe_dump(config))
-    connector = processes.connector(["--config", str(tmp_path / "c.yml")])
+    connector = start_either_connector(through, {**config, "backend": "one-to-one"}, tmp_path, processes)
     wait_for_port(shop_port, connector)
     wait_for_port(payer_port, connector)
 
@@ -84,4 +82,4 @@ def test_ilptx_sender_pays_js_receiver(tmp_path, processes):
     finally:
         yield plugin.disconnect()
     assert receiver.proc.wait(10) == 0, receiver.output()
-    assert_clean_twistd_stop(connector.stop(), signal.SIGTERM, connector)
+    stop_either_connector(through, connector)
