@@ -57,6 +57,7 @@ from ilptx.codec.stream import (
     ConnectionNewAddress,
     ErrorCode as StreamErrorCode,
     StreamClose,
+    StreamData,
     StreamMaxMoney,
     StreamMoney,
     StreamPacket,
@@ -197,6 +198,8 @@ class SendState:
     def __init__(self, amount: int, *, source_address: str, destination: str,
                  source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE) -> None:
+        #: ``callable(stream_id, data)`` for ``StreamData`` frames in the receiver's replies
+        self.on_data: Optional[Callable] = None
         if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= UINT64_MAX:
             raise ValueError(f"amount must be a positive UInt64, got {amount!r}")
         if max_packet_amount is not None and max_packet_amount < 1:
@@ -368,6 +371,8 @@ class SendState:
                 self.remote_limit = (f.receive_max, f.total_received)
             elif kind is ConnectionClose or (kind is StreamClose and f.stream_id == STREAM_ID):
                 closed = True
+            elif kind is StreamData and self.on_data is not None:
+                self.on_data(f.stream_id, f.data)
         return closed
 
     def _application_reject(self, sent: Send, response: StreamPacket) -> None:
@@ -457,7 +462,8 @@ _log = Logger(namespace="ilptx.stream.sender")
 def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *, clock,
                  source_address: Optional[str] = None, source_asset: Optional[tuple] = None,
                  min_exchange_rate: Optional[Decimal] = None, progress: Optional[Callable] = None,
-                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE) -> Deferred:
+                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
+                 on_data: Optional[Callable] = None) -> Deferred:
     """Pay ``amount`` (source units) to a STREAM receiver.
 
     :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
@@ -468,6 +474,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
     :param source_asset: ``(code, scale)`` for ``ConnectionAssetDetails``.
     :param min_exchange_rate: fail with ``rate`` if the probed rate is lower.
     :param progress: ``callable(sent, delivered)`` after each fulfilled packet.
+    :param on_data: ``callable(stream_id, data: bytes)`` for data the receiver returns in its
+        replies (``StreamData`` frames), e.g. what a shop sells per payment.
     :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
     """
     encryption_key, fulfillment_key = crypto.derive_keys(shared_secret)
@@ -493,6 +501,7 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
                           slippage=slippage)
+        state.on_data = on_data
         return _Driver(plugin, clock, state, encryption_key, fulfillment_key, progress).run()
 
     return d.addCallback(start)

@@ -47,6 +47,7 @@ from ilptx.codec.stream import (
     ConnectionMaxStreamId,
     ConnectionNewAddress,
     StreamClose,
+    StreamData,
     StreamMaxData,
     StreamMaxMoney,
     StreamMoney,
@@ -69,6 +70,7 @@ class StreamState:
     total_received: int = 0
     receive_max: Optional[int] = None
     closed: bool = False
+    data_sent: int = 0
 
 
 @dataclass
@@ -92,17 +94,22 @@ class StreamServer:
         addresses handed out before a restart.
     :param on_money: ``callable(connection: ConnectionState, stream_id: int, amount: int)``.
     :param receive_max: per-stream limit (base units) for new streams; ``None``: no limit.
+    :param respond_with: ``callable(connection, stream_id, amount) -> bytes | None``: data to
+        return to the sender with the Fulfill of a payment (a ``StreamData`` frame), e.g. what
+        a shop sells per payment.
     """
 
     log = Logger()
 
     def __init__(self, plugin, clock, *, server_secret: Optional[bytes] = None,
-                 on_money: Optional[Callable] = None, receive_max: Optional[int] = None) -> None:
+                 on_money: Optional[Callable] = None, receive_max: Optional[int] = None,
+                 respond_with: Optional[Callable] = None) -> None:
         self.plugin = plugin
         self._clock = clock
         self._secret = server_secret or os.urandom(32)
         self.on_money = on_money
         self.receive_max = receive_max
+        self.respond_with = respond_with
         self.address: Optional[str] = None
         self.asset_code: Optional[str] = None
         self.asset_scale: Optional[int] = None
@@ -127,6 +134,11 @@ class StreamServer:
         d = self.plugin.connect()
         d.addCallback(lambda _: fetch_config(self.plugin.send_data, self._clock))
         return d.addCallback(configured)
+
+    def configure(self, address: str, asset_code: str, asset_scale: int) -> None:
+        """Use a fixed address and asset instead of IL-DCP (e.g. a shop that is the parent of
+        its own BTP clients); the caller routes Prepares to :meth:`handle_data`."""
+        self.address, self.asset_code, self.asset_scale = address, asset_code, asset_scale
 
     def generate_address_and_secret(self, connection_tag: str = "") -> SpspResponse:
         """:returns: a fresh destination address and shared secret (for SPSP), with the
@@ -199,6 +211,11 @@ class StreamServer:
             self.total_received += amount
             if self.on_money is not None and amount:
                 self.on_money(connection, stream_id, amount)
+            if self.respond_with is not None and amount:
+                data = self.respond_with(connection, stream_id, amount)
+                if data:
+                    frames.append(StreamData(stream_id, stream.data_sent, data))
+                    stream.data_sent += len(data)
         for stream_id, stream in connection.streams.items():
             if not stream.closed:
                 frames.append(StreamMaxMoney(stream_id, _MAX if stream.receive_max is None else stream.receive_max,

@@ -127,3 +127,14 @@ def test_foreign_token_is_f02_and_garbage_is_f06(server):
     good = server.generate_address_and_secret()
     reply, _ = Sender(server, destination=good.destination_account, secret=b"\x07" * 32).send(5, [StreamMoney(1, 1)])
     assert reply.code == "F06"
+
+
+def test_respond_with_returns_data_in_the_fulfill_at_increasing_offsets(server):
+    """respond_with's bytes come back as StreamData frames, offsets counting what was sent."""
+    from ilptx.codec.stream import StreamData
+
+    server.respond_with = lambda connection, stream_id, amount: b"x" * amount
+    sender = Sender(server)
+    _, first = sender.send(3, [StreamMoney(1, 1)])
+    _, second = sender.send(2, [StreamMoney(1, 1)])
+    assert StreamData(1, 0, b"xxx") in first.frames and StreamData(1, 3, b"xx") in second.frames
