@@ -47,10 +47,11 @@ from typing import Callable, Optional, Union
 from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 
-from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_response, encode_packet
+from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet
 from ilptx.codec.oer import UINT64_MAX, DecodeError
 from ilptx.codec.stream import (
     PACKET_TYPE_PREPARE,
+    PACKET_TYPE_REJECT,
     ConnectionAssetDetails,
     ConnectionClose,
     ConnectionMaxData,
@@ -502,9 +503,50 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
                           slippage=slippage)
         state.on_data = on_data
-        return _Driver(plugin, clock, state, encryption_key, fulfillment_key, progress).run()
+        # RFC 29: both ends answer packets. The receiver may probe the exchange rate back to
+        # us (ilp-protocol-stream does, and closes the connection if nothing answers), so
+        # while we pay we answer its Prepares: never fulfilled, with an F99 telling it what
+        # arrived.
+        answering = _answer_probes(plugin, address, asset, encryption_key)
+        done = _Driver(plugin, clock, state, encryption_key, fulfillment_key, progress).run()
+
+        def stop_answering(result):
+            if answering:
+                plugin.deregister_data_handler()
+            return result
+
+        return done.addBoth(stop_answering)
 
     return d.addCallback(start)
+
+
+def _answer_probes(plugin, address: str, asset: Optional[tuple], encryption_key: bytes) -> bool:
+    """Register a data handler that rejects the receiver's Prepares with F99 and an
+    encrypted reply (amount seen, our asset), so its rate probe succeeds.
+
+    :returns: whether it was registered (``False`` if the plugin already has a handler).
+    """
+
+    def answer(data: bytes) -> bytes:
+        try:
+            prepare = decode_prepare(data)
+        except DecodeError:
+            return encode_packet(Reject("F01", address, "expected an ILP Prepare", b""))
+        if not (prepare.destination == address or prepare.destination.startswith(address + ".")):
+            return encode_packet(Reject("F02", address, "", b""))
+        try:
+            request = crypto.decrypt_packet(encryption_key, prepare.data)
+        except (crypto.DecryptionError, DecodeError):
+            return encode_packet(Reject("F06", address, "", b""))
+        frames = (ConnectionAssetDetails(*asset),) if asset is not None else ()
+        response = StreamPacket(request.sequence, PACKET_TYPE_REJECT, prepare.amount, frames)
+        return encode_packet(Reject("F99", address, "", crypto.encrypt_packet(encryption_key, response)))
+
+    try:
+        plugin.register_data_handler(answer)
+    except RuntimeError:
+        return False
+    return True
 
 
 class _Driver:

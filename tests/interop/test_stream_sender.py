@@ -53,7 +53,10 @@ def test_ilptx_sender_pays_js_receiver(tmp_path, processes, through):
         pytest.fail("needs node and `npm ci` in tests/interop")
     shop_port, payer_port = free_ports(2)
     config = {"ilpAddress": "test.ilptx", "spread": 0, "accounts": {
+        # maxPacketAmount: the payment takes 10 packets, so the JS receiver probes the exchange
+        # rate back to us meanwhile (and closes the connection unless we answer)
         name: {"relation": "child", "plugin": "ilp-plugin-btp", "assetCode": "USD", "assetScale": 9,
+               "maxPacketAmount": "100000",
                "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": f"{name}_secret"}}}
         for name, port in (("shop", shop_port), ("payer", payer_port))}}
     connector = start_either_connector(through, {**config, "backend": "one-to-one"}, tmp_path, processes)
