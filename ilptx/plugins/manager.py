@@ -22,10 +22,11 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
-    from ilptx.plugins import btp, mini_accounts  # built-ins, registered like any third-party plugin
+    from ilptx.plugins import btp, mini_accounts, stream_receiver  # built-ins, registered like any third-party plugin
 
     pm.register(btp, name="ilptx.builtin.btp")
     pm.register(mini_accounts, name="ilptx.builtin.mini_accounts")
+    pm.register(stream_receiver, name="ilptx.builtin.stream-receiver")
     if load_entry_points:
         pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
     return pm

@@ -45,7 +45,7 @@ def test_unknown_plugin_names_installed_plugins(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         "ilpconnector: config error: accounts.peer.plugin: unknown plugin 'ilp-plugin-nope'; "
-        "installed: btp, ilp-plugin-btp, ilp-plugin-mini-accounts, mini-accounts"]
+        "installed: btp, ilp-plugin-btp, ilp-plugin-mini-accounts, mini-accounts, stream-receiver"]
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])

@@ -52,10 +52,10 @@ def test_builtin_btp_answers_to_both_names():
     assert factories["btp"] is BtpPlugin and factories["ilp-plugin-btp"] is BtpPlugin
 
 
-def test_builtin_names_are_exactly_btp_and_mini_accounts():
-    """Without entry points the installed names are the two built-ins under both their names."""
+def test_builtin_names_are_exactly_btp_mini_accounts_and_stream_receiver():
+    """Without entry points the installed names are the built-ins (btp and mini-accounts under both names)."""
     factories = ledger_plugin_factories(make_plugin_manager(load_entry_points=False))
-    assert set(factories) == {"btp", "ilp-plugin-btp", "mini-accounts", "ilp-plugin-mini-accounts"}
+    assert set(factories) == {"btp", "ilp-plugin-btp", "mini-accounts", "ilp-plugin-mini-accounts", "stream-receiver"}
     assert factories["mini-accounts"] is MiniAccountsPlugin is factories["ilp-plugin-mini-accounts"]
 
 
@@ -65,7 +65,7 @@ def test_third_party_distribution_is_found_through_entry_point(installed_distrib
     assert pm.get_plugin("fake-ledger") is not None
     factories = ledger_plugin_factories(pm)
     assert set(factories) == {"btp", "ilp-plugin-btp", "mini-accounts", "ilp-plugin-mini-accounts",
-                              "fake-ledger"}
+                              "stream-receiver", "fake-ledger"}
     plugin = factories["fake-ledger"]({"x": 1}, account_id="acct", reactor=None, log=None)
     assert plugin.account_id == "acct" and plugin.options == {"x": 1}
 
