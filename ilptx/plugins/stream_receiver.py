@@ -118,12 +118,14 @@ class StreamReceiverPlugin:
 
     def _up(self) -> None:
         self._connected = True
+        self.server.start()
         for listener in list(self._listeners):
             listener(True)
 
     def disconnect(self) -> Deferred:
         """Stop the SPSP endpoint."""
         self._connected = False
+        self.server.stop()
         port, self._port = self._port, None
         for listener in list(self._listeners):
             listener(False)

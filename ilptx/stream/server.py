@@ -20,7 +20,8 @@ Connections are stateless to set up: the address carries the reference's connect
 so any number of senders can be given addresses without keeping anything until they pay.
 Per connection the server keeps the streams' totals.
 
-This module does not send money (see the STREAM sender) and does not time connections out.
+This module does not send money (see the STREAM sender). Connections idle for
+``idle_timeout`` seconds are forgotten.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred
+from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 
 from ilptx.codec.ilp import ErrorCode as IlpErrorCode
@@ -82,6 +84,7 @@ class ConnectionState:
     streams: dict = field(default_factory=dict)
     total_received: int = 0
     closed: bool = False
+    last_activity: float = 0.0
 
 
 class StreamServer:
@@ -97,13 +100,16 @@ class StreamServer:
     :param respond_with: ``callable(connection, stream_id, amount) -> bytes | None``: data to
         return to the sender with the Fulfill of a payment (a ``StreamData`` frame), e.g. what
         a shop sells per payment.
+    :param idle_timeout: seconds without a packet after which a connection's state is
+        forgotten (60, as ``ilp-protocol-stream``); its address stays valid, and a sender that
+        comes back starts a fresh connection.
     """
 
     log = Logger()
 
     def __init__(self, plugin, clock, *, server_secret: Optional[bytes] = None,
                  on_money: Optional[Callable] = None, receive_max: Optional[int] = None,
-                 respond_with: Optional[Callable] = None) -> None:
+                 respond_with: Optional[Callable] = None, idle_timeout: float = 60.0) -> None:
         self.plugin = plugin
         self._clock = clock
         self._secret = server_secret or os.urandom(32)
@@ -115,6 +121,9 @@ class StreamServer:
         self.asset_scale: Optional[int] = None
         self.connections: dict[str, ConnectionState] = {}
         self.total_received = 0
+        self.idle_timeout = idle_timeout
+        self._reaper = LoopingCall(self.forget_idle)
+        self._reaper.clock = clock
 
     # -- set-up ---------------------------------------------------------------------------------
 
@@ -128,12 +137,29 @@ class StreamServer:
             self.address, self.asset_code, self.asset_scale = (
                 config.client_address, config.asset_code, config.asset_scale)
             self.plugin.register_data_handler(self.handle_data)
+            self.start()
             self.log.info("STREAM receiver at {address} ({code}, scale {scale})", address=self.address,
                           code=self.asset_code, scale=self.asset_scale)
 
         d = self.plugin.connect()
         d.addCallback(lambda _: fetch_config(self.plugin.send_data, self._clock))
         return d.addCallback(configured)
+
+    def start(self) -> None:
+        """Start forgetting idle connections (``connect()`` does this)."""
+        if not self._reaper.running:
+            self._reaper.start(self.idle_timeout / 2, now=False)
+
+    def stop(self) -> None:
+        """Stop the idle timer."""
+        if self._reaper.running:
+            self._reaper.stop()
+
+    def forget_idle(self) -> None:
+        """Drop connections with no packet for ``idle_timeout`` seconds."""
+        cutoff = self._clock.seconds() - self.idle_timeout
+        for token in [t for t, c in self.connections.items() if c.last_activity < cutoff]:
+            del self.connections[token]
 
     def configure(self, address: str, asset_code: str, asset_scale: int) -> None:
         """Use a fixed address and asset instead of IL-DCP (e.g. a shop that is the parent of
@@ -176,6 +202,7 @@ class StreamServer:
         connection = self.connections.get(token)
         if connection is None:
             connection = self.connections[token] = ConnectionState(token)
+        connection.last_activity = self._clock.seconds()
         frames: list = [ConnectionMaxData(_MAX)]
         self._apply_control(connection, request.frames, frames)
 

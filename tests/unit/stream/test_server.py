@@ -138,3 +138,17 @@ def test_respond_with_returns_data_in_the_fulfill_at_increasing_offsets(server):
     _, first = sender.send(3, [StreamMoney(1, 1)])
     _, second = sender.send(2, [StreamMoney(1, 1)])
     assert StreamData(1, 0, b"xxx") in first.frames and StreamData(1, 3, b"xx") in second.frames
+
+
+def test_idle_connections_are_forgotten(server):
+    """A connection with no packet for idle_timeout seconds is dropped; its address still works afterwards."""
+    clock = server._clock
+    sender = Sender(server)
+    sender.send(10, [StreamMoney(1, 1)])
+    assert len(server.connections) == 1
+    clock.advance(30)
+    assert len(server.connections) == 1
+    clock.advance(31)
+    assert server.connections == {}
+    reply, _ = sender.send(5, [StreamMoney(1, 1)])
+    assert isinstance(reply, Fulfill) and len(server.connections) == 1
