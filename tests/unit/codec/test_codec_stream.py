@@ -52,17 +52,20 @@ def packet_from_json(p: dict) -> s.StreamPacket:
 
 
 def test_vector_count():
+    """All 53 RFC 29 test vectors are present."""
     assert len(VECTORS) == 53
     assert sum(bool(v.get("decode_only")) for v in VECTORS) == 2
 
 
 def test_every_frame_type_has_a_vector():
+    """Every frame type is covered by at least one test vector."""
     seen = {f["type"] for v in VECTORS for f in v["packet"]["frames"]}
     assert seen == set(s.FRAME_CLASSES)
 
 
 @pytest.mark.parametrize("vector", VECTORS, ids=[v["name"] for v in VECTORS])
 def test_vector_decodes(vector):
+    """Each test vector's bytes decode to its packet values."""
     assert s.decode_packet(base64.b64decode(vector["buffer"])) == packet_from_json(vector["packet"])
 
 
@@ -70,11 +73,13 @@ def test_vector_decodes(vector):
     "vector", [v for v in VECTORS if not v.get("decode_only")], ids=lambda v: v["name"]
 )
 def test_vector_encodes(vector):
+    """Each (non decode-only) test vector's values encode to its bytes."""
     assert s.encode_packet(packet_from_json(vector["packet"])) == base64.b64decode(vector["buffer"])
 
 
 @pytest.mark.skipif(not SHARED_FIXTURES.exists(), reason="shared/specs not checked out")
 def test_vendored_vectors_match_shared_specs():
+    """The vendored vectors are byte-identical to shared/specs when present."""
     assert FIXTURES.read_bytes() == SHARED_FIXTURES.read_bytes()
 
 
@@ -88,6 +93,7 @@ def frames_packet(count: int, *encoded_frames: bytes, junk: bytes = b"") -> byte
 
 
 def test_unknown_frame_types_are_skipped():
+    """Unknown frame types are skipped on decode (RFC 29), not errors."""
     known = s.encode_frame(s.StreamMoney(1, 2))
     unknown = bytes((0x42,)) + encode_var_octet_string(b"\xff" * 200)
     raw = frames_packet(3, unknown, known, bytes((0x08, 0x00)))
@@ -95,12 +101,14 @@ def test_unknown_frame_types_are_skipped():
 
 
 def test_junk_after_frames_is_ignored():
+    """Padding after the frames (RFC 29 junk data) is ignored."""
     raw = s.encode_packet(s.StreamPacket(7, 13, 9, (s.StreamMaxData(1, 2),)))
     assert s.decode_packet(raw + bytes(40)) == s.decode_packet(raw)
     assert s.decode_packet(raw + b"\x01\x02garbage").sequence == 7
 
 
 def test_bytes_after_a_frames_fields_are_ignored():
+    """Extra bytes inside a known frame are ignored, as the reference does."""
     contents = bytes.fromhex("0101" "0102") + b"future field"
     raw = frames_packet(1, bytes((s.FrameType.STREAM_MONEY,)) + encode_var_octet_string(contents))
     assert s.decode_packet(raw).frames == (s.StreamMoney(1, 2),)
@@ -109,6 +117,7 @@ def test_bytes_after_a_frames_fields_are_ignored():
 @pytest.mark.parametrize("frame_type", [s.FrameType.STREAM_MAX_MONEY, s.FrameType.STREAM_MONEY_BLOCKED])
 @pytest.mark.parametrize("wide", [bytes(9), b"\x00" * 8 + b"\x05", b"\xff" * 20, b"\x01" + bytes(127)])
 def test_saturating_fields(frame_type, wide):
+    """receive_max and send_max wider than 8 bytes saturate to 2**64-1, as the reference."""
     contents = b"\x01\x07" + encode_var_octet_string(wide) + b"\x01\x03"
     raw = frames_packet(1, bytes((frame_type,)) + encode_var_octet_string(contents))
     (frame,) = s.decode_packet(raw).frames
@@ -127,45 +136,53 @@ def test_saturating_fields(frame_type, wide):
     ],
 )
 def test_other_wide_var_uints_are_rejected(frame_type, contents):
+    """Other numbers wider than 8 bytes raise DecodeError."""
     with pytest.raises(DecodeError):
         s.decode_packet(frames_packet(1, bytes((frame_type,)) + encode_var_octet_string(contents)))
 
 
 def test_wide_sequence_is_rejected():
+    """A sequence number wider than UInt64 raises DecodeError."""
     with pytest.raises(DecodeError):
         s.decode_packet(bytes.fromhex("010c09") + bytes(9) + bytes.fromhex("01000100"))
 
 
 def test_text_is_decoded_leniently():
+    """Invalid UTF-8 text decodes with replacement characters, as the reference."""
     contents = b"\x02" + encode_var_octet_string(b"bad \xff\xfe utf8")
     raw = frames_packet(1, bytes((s.FrameType.CONNECTION_CLOSE,)) + encode_var_octet_string(contents))
     assert s.decode_packet(raw).frames == (s.ConnectionClose(2, "bad \ufffd\ufffd utf8"),)
 
 
 def test_non_ascii_text_round_trips():
+    """Non-ASCII text round-trips through encode and decode."""
     p = s.StreamPacket(1, 14, 0, (s.StreamClose(3, s.ErrorCode.APPLICATION_ERROR, "zürück ✓"),))
     assert s.decode_packet(s.encode_packet(p)) == p
 
 
 @pytest.mark.parametrize("version", [0, 2, 255])
 def test_other_versions_are_rejected(version):
+    """A STREAM version other than 1 raises DecodeError."""
     with pytest.raises(DecodeError, match="version"):
         s.decode_packet(bytes((version,)) + HEADER[1:] + b"\x01\x00")
 
 
 @pytest.mark.parametrize("packet_type", [0, 1, 11, 15, 255])
 def test_other_packet_types_are_rejected(packet_type):
+    """An ILP packet type other than 12, 13, 14 raises DecodeError."""
     with pytest.raises(DecodeError, match="packet type"):
         s.decode_packet(bytes((1, packet_type)) + HEADER[2:] + b"\x01\x00")
 
 
 @pytest.mark.parametrize("cut", range(len(HEADER) + 2))
 def test_truncated_header(cut):
+    """A truncated packet header raises DecodeError."""
     with pytest.raises(DecodeError):
         s.decode_packet((HEADER + b"\x01\x00")[:cut])
 
 
 def test_frame_count_larger_than_the_frames():
+    """A frame count larger than the frames present raises DecodeError."""
     raw = frames_packet(2, s.encode_frame(s.StreamMoney(1, 1)))
     with pytest.raises(DecodeError):
         s.decode_packet(raw)
@@ -174,12 +191,14 @@ def test_frame_count_larger_than_the_frames():
 
 
 def test_truncated_frame_contents():
+    """Truncated frame contents raise DecodeError."""
     contents = b"\x01\x07\x01"  # StreamMoney: stream_id 7, shares missing its byte
     with pytest.raises(DecodeError, match="StreamMoney"):
         s.decode_packet(frames_packet(1, bytes((s.FrameType.STREAM_MONEY,)) + encode_var_octet_string(contents)))
 
 
 def test_error_codes_and_frame_types():
+    """Error codes and frame type ids have the RFC 29 values."""
     assert s.ErrorCode.NO_ERROR == 1 and s.ErrorCode.APPLICATION_ERROR == 9
     assert s.ERROR_NAMES[s.ErrorCode.FLOW_CONTROL_ERROR] == "FlowControlError"
     assert s.FrameType.STREAM_RECEIPT == 0x17 and s.FrameType.CONNECTION_ASSET_DETAILS == 7
@@ -187,11 +206,13 @@ def test_error_codes_and_frame_types():
 
 
 def test_unknown_error_code_is_kept():
+    """An unknown error code is kept as a plain int."""
     p = s.StreamPacket(0, 12, 0, (s.ConnectionClose(200, ""),))
     assert s.decode_packet(s.encode_packet(p)).frames[0].error_code == 200
 
 
 def test_frames_are_frozen():
+    """Frames are immutable values."""
     frame = s.StreamMoney(1, 2)
     with pytest.raises(AttributeError):
         frame.shares = 3  # type: ignore[misc]
@@ -224,11 +245,13 @@ def test_frames_are_frozen():
     ],
 )
 def test_invalid_values_raise_encode_error(packet):
+    """Values that cannot be encoded raise EncodeError."""
     with pytest.raises(EncodeError):
         s.encode_packet(packet)
 
 
 def test_encode_requires_a_packet():
+    """encode_packet refuses anything but a StreamPacket with EncodeError."""
     with pytest.raises(EncodeError):
         s.encode_packet(("not", "a", "packet"))  # type: ignore[arg-type]
     with pytest.raises(EncodeError):
@@ -266,11 +289,13 @@ packets = st.builds(
 
 
 def test_a_strategy_for_every_frame_class():
+    """The hypothesis strategies cover every frame class."""
     assert set(FRAME_STRATEGIES) == set(s.FRAME_CLASSES.values())
 
 
 @pytest.mark.parametrize("cls", list(FRAME_STRATEGIES), ids=lambda c: c.__name__)
 def test_frame_round_trip(cls):
+    """Any frame round-trips through encode and decode."""
     @given(FRAME_STRATEGIES[cls], u64, st.sampled_from(s.PACKET_TYPES))
     def check(frame, sequence, packet_type):
         p = s.StreamPacket(sequence, packet_type, 0, (frame,))
@@ -283,6 +308,7 @@ def test_frame_round_trip(cls):
 
 @given(packets)
 def test_packet_round_trip(packet):
+    """Any packet round-trips through encode and decode."""
     assert s.decode_packet(s.encode_packet(packet)) == packet
 
 
@@ -295,16 +321,19 @@ def decodes_or_raises_decode_error(raw: bytes):
 
 @given(st.binary(max_size=400))
 def test_garbage_raises_only_decode_error(raw):
+    """Random bytes raise only DecodeError."""
     decodes_or_raises_decode_error(raw)
 
 
 @given(st.binary(max_size=400))
 def test_garbage_after_a_valid_header_raises_only_decode_error(raw):
+    """Random bytes after a valid header raise only DecodeError."""
     decodes_or_raises_decode_error(HEADER + raw)
 
 
 @given(packets, st.data())
 def test_damaged_packets_raise_only_decode_error(packet, data):
+    """Truncated or bit-flipped valid packets raise only DecodeError."""
     raw = bytearray(s.encode_packet(packet))
     for _ in range(data.draw(st.integers(1, 4))):
         i = data.draw(st.integers(0, len(raw) - 1))
