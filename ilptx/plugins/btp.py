@@ -103,6 +103,7 @@ from ilptx.codec.btp import (
 from ilptx.codec.oer import UINT64_MAX
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import ILedgerPlugin
+from ilptx.plugins.base import PluginHandlers
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import (
     BtpAuthError,
@@ -404,7 +405,7 @@ def _ilp_of(response) -> bytes:
 
 
 @implementer(ILedgerPlugin)
-class BtpPlugin:
+class BtpPlugin(PluginHandlers):
     """ILP over BTP over WebSocket: :class:`~ilptx.interfaces.ILedgerPlugin` for one account.
 
     :param options: the account's plugin ``options`` (see the module docstring).
@@ -426,10 +427,8 @@ class BtpPlugin:
         self.options = parse_options(options, account_id)
         self._reactor = reactor
         self._log = log if log is not None else Logger(namespace="ilptx.plugins.btp")
-        self.data_handler: Optional[Callable] = None
-        self.money_handler: Optional[Callable] = None
+        self._init_handlers()
         self.listening_port = None
-        self._connection_listeners: list[Callable[[bool], object]] = []
         self._session: Optional[BtpSession] = None  # the authenticated connection in use
         self._sessions: set[BtpSession] = set()  # every live connection
         self._connected = False
@@ -531,40 +530,10 @@ class BtpPlugin:
             return fail(PeerUnreachableError(f"BTP peer of account {self.account_id} is not connected"))
         return session.request(lambda rid: Transfer(rid, amount)).addCallback(lambda _: None)
 
-    def register_data_handler(self, handler: Callable) -> None:
-        """Set the handler of incoming ILP packets (``callable(bytes) -> bytes | Deferred[bytes]``).
 
-        :raises RuntimeError: one is already registered. :raises TypeError: not callable.
-        """
-        if self.data_handler is not None:
-            raise RuntimeError("requestHandler is already registered")
-        if not callable(handler):
-            raise TypeError("requestHandler must be a function")
-        self.data_handler = handler
 
-    def deregister_data_handler(self) -> None:
-        """Remove the data handler; incoming Messages then get a BTP Error (F00)."""
-        self.data_handler = None
 
-    def register_money_handler(self, handler: Callable) -> None:
-        """Set the handler of incoming Transfers (``callable(int) -> None | Deferred``).
 
-        :raises RuntimeError: one is already registered. :raises TypeError: not callable.
-        """
-        if self.money_handler is not None:
-            raise RuntimeError("moneyHandler is already registered")
-        if not callable(handler):
-            raise TypeError("moneyHandler must be a function")
-        self.money_handler = handler
-
-    def deregister_money_handler(self) -> None:
-        """Remove the money handler; incoming Transfers then get a BTP Error (F00)."""
-        self.money_handler = None
-
-    def add_connection_listener(self, listener: Callable[[bool], object]) -> None:
-        """Call ``listener(True)`` when a counterparty authenticates and ``listener(False)``
-        when it is gone (a connection replaced by a newer one does not count)."""
-        self._connection_listeners.append(listener)
 
     # -- BtpSession owner -----------------------------------------------------------------
 
@@ -730,12 +699,7 @@ class BtpPlugin:
         if connected == self._connected:
             return
         self._connected = connected
-        for listener in list(self._connection_listeners):
-            try:
-                listener(connected)
-            except Exception:
-                self._log.failure("{account}: connection listener failed", None, LogLevel.error,
-                                  account=self.account_id)
+        self._notify_connection(connected)
 
 
 @hookimpl

@@ -164,6 +164,8 @@ from ilptx.plugins.btp import (
     ms_option as _ms,
     parse_listener,
 )
+from ilptx.plugins.base import PluginHandlers
+from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import BtpSession, Role
 from ilptx.transport.btp_ws import BtpServerFactory, BtpServerProtocol
@@ -324,24 +326,6 @@ def parse_options(options: dict, account_id: str = "") -> MiniAccountsOptions:
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-class _DictStore:
-    """The fallback token store when no :class:`~ilptx.interfaces.IStore` is injected: a
-    dict behind the store's ``get``/``put``/``delete`` (lost with the process)."""
-
-    def __init__(self) -> None:
-        self.data: dict[str, str] = {}
-
-    def get(self, key: str) -> Deferred:
-        return succeed(self.data.get(key))
-
-    def put(self, key: str, value: str) -> Deferred:
-        self.data[key] = value
-        return succeed(None)
-
-    def delete(self, key: str) -> Deferred:
-        self.data.pop(key, None)
-        return succeed(None)
 
 
 class _ClientBalance:
@@ -504,7 +488,7 @@ class _Connection:
 # -- the plugin ---------------------------------------------------------------------------
 
 @implementer(ILedgerPlugin)
-class MiniAccountsPlugin:
+class MiniAccountsPlugin(PluginHandlers):
     """Many BTP clients behind one account: :class:`~ilptx.interfaces.ILedgerPlugin`.
 
     :param options: the account's plugin ``options`` (see the module docstring).
@@ -525,15 +509,13 @@ class MiniAccountsPlugin:
         self.options = parse_options(options, account_id)
         self._reactor = reactor
         self._log = log if log is not None else Logger(namespace="ilptx.plugins.mini_accounts")
-        self._store = store if store is not None else _DictStore()
+        self._store = store if store is not None else MemoryStore()
         self._auth_lock = DeferredLock()  # one token check at a time: no double registration
-        self.data_handler: Optional[Callable] = None
-        self.money_handler: Optional[Callable] = None
+        self._init_handlers()
         self.listening_port = None
         self.account_address: Optional[str] = None
         self.asset_code = ""
         self.asset_scale = 9  # the reference's currencyScale default, until told
-        self._connection_listeners: list[Callable[[bool], object]] = []
         self._connections: set[_Connection] = set()
         self._clients: dict[str, list[BtpSession]] = {}  # client → open sessions, newest last
         self._balances: dict[str, _ClientBalance] = {}
@@ -627,7 +609,7 @@ class MiniAccountsPlugin:
         if self.listening_port is not None:
             port, self.listening_port = self.listening_port, None
             waits.append(maybeDeferred(port.stopListening))
-            self._tell_listeners(False)
+            self._notify_connection(False)
         return gatherResults(waits, consumeErrors=True).addCallback(lambda _: None)
 
     def is_connected(self) -> bool:
@@ -687,35 +669,10 @@ class MiniAccountsPlugin:
                        account=self.account_id, amount=amount)
         return succeed(None)
 
-    def register_data_handler(self, handler: Callable) -> None:
-        """Set the handler of ILP packets from every client (``callable(bytes) -> bytes |
-        Deferred[bytes]``). :raises RuntimeError: one is registered. :raises TypeError: not callable."""
-        if self.data_handler is not None:
-            raise RuntimeError("requestHandler is already registered")
-        if not callable(handler):
-            raise TypeError("requestHandler must be a function")
-        self.data_handler = handler
 
-    def deregister_data_handler(self) -> None:
-        """Remove the data handler (clients' packets then get BTP Error F00; IL-DCP still works)."""
-        self.data_handler = None
 
-    def register_money_handler(self, handler: Callable) -> None:
-        """Set the handler of clients' Transfers (``callable(int) -> None | Deferred``).
-        :raises RuntimeError: one is registered. :raises TypeError: not callable."""
-        if self.money_handler is not None:
-            raise RuntimeError("moneyHandler is already registered")
-        if not callable(handler):
-            raise TypeError("moneyHandler must be a function")
-        self.money_handler = handler
 
-    def deregister_money_handler(self) -> None:
-        """Remove the money handler (clients' Transfers then get BTP Error F00)."""
-        self.money_handler = None
 
-    def add_connection_listener(self, listener: Callable[[bool], object]) -> None:
-        """``listener(True)`` once listening, ``listener(False)`` on :meth:`disconnect`."""
-        self._connection_listeners.append(listener)
 
     # -- starting -------------------------------------------------------------------------
 
@@ -761,7 +718,7 @@ class MiniAccountsPlugin:
         self._log.info("{account}: mini-accounts listening on {address} ({scheme}) for clients "
                        "under {prefix}", account=self.account_id, address=port.getHost(),
                        scheme=self._scheme, prefix=self.account_address)
-        self._tell_listeners(True)
+        self._notify_connection(True)
         self._fire(None)
 
     def _not_listening(self, failure: Failure) -> None:
@@ -778,13 +735,6 @@ class MiniAccountsPlugin:
             else:
                 d.callback(result)
 
-    def _tell_listeners(self, connected: bool) -> None:
-        for listener in list(self._connection_listeners):
-            try:
-                listener(connected)
-            except Exception:
-                self._log.failure("{account}: connection listener failed", None, LogLevel.error,
-                                  account=self.account_id)
 
     # -- connections and logins -----------------------------------------------------------
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Callable, Optional
+from typing import Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from twisted.logger import Logger
@@ -32,6 +32,7 @@ from zope.interface import implementer
 
 from ilptx.errors import ConfigError
 from ilptx.interfaces import ILedgerPlugin
+from ilptx.plugins.base import PluginHandlers
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.stream.server import StreamServer
 from ilptx.stream.spsp import SpspServer
@@ -40,7 +41,7 @@ __all__ = ["StreamReceiverPlugin"]
 
 
 @implementer(ILedgerPlugin)
-class StreamReceiverPlugin:
+class StreamReceiverPlugin(PluginHandlers):
     """The factory and the plugin: ``StreamReceiverPlugin(options, *, account_id, reactor, log=None)``."""
 
     def __init__(self, options: dict, *, account_id: str, reactor, log: Optional[Logger] = None) -> None:
@@ -69,9 +70,7 @@ class StreamReceiverPlugin:
                                    receive_max=int(receive_max) if receive_max else None)
         self._connected = False
         self._port = None
-        self._listeners: list[Callable[[bool], None]] = []
-        self._data_handler = None
-        self._money_handler = None
+        self._init_handlers()
 
     # -- the connector tells us our address (see ilptx.node) -------------------------------
 
@@ -119,16 +118,14 @@ class StreamReceiverPlugin:
     def _up(self) -> None:
         self._connected = True
         self.server.start()
-        for listener in list(self._listeners):
-            listener(True)
+        self._notify_connection(True)
 
     def disconnect(self) -> Deferred:
         """Stop the SPSP endpoint."""
         self._connected = False
         self.server.stop()
         port, self._port = self._port, None
-        for listener in list(self._listeners):
-            listener(False)
+        self._notify_connection(False)
         return maybeDeferred(port.stopListening) if port is not None else succeed(None)
 
     def is_connected(self) -> bool:
@@ -143,26 +140,10 @@ class StreamReceiverPlugin:
         """Nothing to settle with: the receiver is the connector itself."""
         return succeed(None)
 
-    def register_data_handler(self, handler: Callable) -> None:
-        """Kept for the interface: the receiver never sends Prepares."""
-        if self._data_handler is not None:
-            raise RuntimeError("a data handler is already registered")
-        self._data_handler = handler
 
-    def deregister_data_handler(self) -> None:
-        self._data_handler = None
 
-    def register_money_handler(self, handler: Callable) -> None:
-        """Kept for the interface: nobody sends this account money."""
-        if self._money_handler is not None:
-            raise RuntimeError("a money handler is already registered")
-        self._money_handler = handler
 
-    def deregister_money_handler(self) -> None:
-        self._money_handler = None
 
-    def add_connection_listener(self, listener: Callable[[bool], None]) -> None:
-        self._listeners.append(listener)
 
 
 @hookimpl
