@@ -24,7 +24,14 @@ What happens on the wire, one packet in flight at a time:
    down to fit on ``F08`` (``amount * maximum // received``), and doubles back after each
    Fulfill, never above the largest amount known to pass. The receiver's ``StreamMaxMoney``
    caps what we send; a receiver that is full, or closes, ends the payment with an error.
-4. **Close**: an unfulfillable Prepare of 0 carrying ``StreamClose(1, NoError)`` and
+4. **Data** (``data=``): the bytes go on stream 1 in ``StreamData`` frames of at most
+   ``data_chunk_size`` bytes, riding on the money packets and then on fulfillable Prepares of
+   0, one packet in flight, never beyond the receiver's advertised ``StreamMaxData`` (16384
+   until it says otherwise, as ``ilp-protocol-stream``) and ``ConnectionMaxData``. A packet's
+   bytes count as delivered only when it is fulfilled; a rejected packet's bytes are sent
+   again (as ``ilp-protocol-stream``). When blocked we send ``StreamDataBlocked`` /
+   ``ConnectionDataBlocked`` on a packet of 0 and back off while the window does not open.
+5. **Close**: an unfulfillable Prepare of 0 carrying ``StreamClose(1, NoError)`` and
    ``ConnectionClose(NoError)``; its answer is not awaited for the result.
 
 Error kinds (:attr:`StreamPaymentError.kind`): ``no-route`` (F02), ``too-large`` (F08 that
@@ -32,7 +39,7 @@ cannot be shrunk), ``liquidity`` (T04 that persists), ``rate`` (the rate is belo
 or nothing arrives), ``rejected`` (any other final rejection, the receiver's limit, a close),
 ``timeout`` (no answer, or R-errors that persist), ``unreachable`` (the plugin fails, T01).
 
-Not done (yet): several packets in flight, several streams, data frames, receipts,
+Not done (yet): several packets in flight, several streams, receipts,
 a connection idle timeout, re-sending after a Prepare whose outcome is unknown (a timed-out
 packet is counted as not sent, as in the reference).
 """
@@ -54,11 +61,14 @@ from ilptx.codec.stream import (
     PACKET_TYPE_REJECT,
     ConnectionAssetDetails,
     ConnectionClose,
+    ConnectionDataBlocked,
     ConnectionMaxData,
     ConnectionNewAddress,
     ErrorCode as StreamErrorCode,
     StreamClose,
     StreamData,
+    StreamDataBlocked,
+    StreamMaxData,
     StreamMaxMoney,
     StreamMoney,
     StreamPacket,
@@ -98,6 +108,11 @@ _MAX_R = 3
 _MAX_NO_RESPONSE = 3
 _MAX_F99 = 5
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+#: Largest ``StreamData`` payload per packet.
+DATA_CHUNK_SIZE = 1000
+#: What a receiver's stream accepts until it advertises more (as ``ilp-protocol-stream``).
+_INITIAL_STREAM_MAX_DATA = 16384
+_MAX_BLOCKED = 10
 
 
 @dataclass(frozen=True)
@@ -120,6 +135,7 @@ class PaymentResult:
     exchange_rate: Optional[Decimal]
     source_address: str
     destination: str
+    data_sent: int = 0
 
 
 class StreamPaymentError(Exception):
@@ -194,15 +210,29 @@ class SendState:
     :param min_exchange_rate: fail with ``rate`` below this (destination per source unit).
     :param max_packet_amount: never send a bigger Prepare.
     :param slippage: see :data:`DEFAULT_SLIPPAGE`.
+    :param data: bytes to send on stream 1 (then ``amount`` may be 0: data only, no probe).
+    :param data_chunk_size: the largest ``StreamData`` payload per packet.
     """
 
     def __init__(self, amount: int, *, source_address: str, destination: str,
                  source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
-                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE) -> None:
+                 max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
+                 data: Optional[bytes] = None, data_chunk_size: int = DATA_CHUNK_SIZE) -> None:
         #: ``callable(stream_id, data)`` for ``StreamData`` frames in the receiver's replies
         self.on_data: Optional[Callable] = None
-        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 < amount <= UINT64_MAX:
-            raise ValueError(f"amount must be a positive UInt64, got {amount!r}")
+        self.data = bytes(data or b"")
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX \
+                or (amount == 0 and not self.data):
+            raise ValueError(f"amount must be a positive UInt64 (or 0 with data), got {amount!r}")
+        if data_chunk_size < 1:
+            raise ValueError("data_chunk_size must be at least 1")
+        self.data_chunk_size = data_chunk_size
+        #: bytes of :attr:`data` the receiver has acknowledged (fulfilled packets)
+        self.data_acked = 0
+        #: the receiver's advertised limits: stream 1's max offset, the connection's
+        self.remote_stream_max_data = _INITIAL_STREAM_MAX_DATA
+        self.remote_connection_max_data = _INITIAL_STREAM_MAX_DATA
+        self._data_in_flight = 0
         if max_packet_amount is not None and max_packet_amount < 1:
             raise ValueError("max_packet_amount must be at least 1")
         self.amount = amount
@@ -258,14 +288,19 @@ class SendState:
             return self._send(self._probe, 0, [], fulfillable=False)
         if self._phase == "send":
             if self.counters.sent >= self.amount:
-                self._phase = "close"
+                self._phase = "data"
                 return self.next()
             amount = min(self.amount - self.counters.sent, self.window, self.max_packet_amount)
             amount = self._cap_by_receiver(amount)
             if amount is None:
                 return self.next()  # _cap_by_receiver failed the payment
-            return self._send(amount, self._minimum_destination(amount), [StreamMoney(STREAM_ID, 1)],
-                              fulfillable=True)
+            return self._send(amount, self._minimum_destination(amount),
+                              [StreamMoney(STREAM_ID, 1)] + self._data_frames(), fulfillable=True)
+        if self._phase == "data":
+            if self.data_acked >= len(self.data):
+                self._phase = "close"
+                return self.next()
+            return self._send(0, 0, self._data_frames(blocked_frames=True), fulfillable=True)
         # close
         return self._send(0, 0, [StreamClose(STREAM_ID, StreamErrorCode.NO_ERROR),
                                  ConnectionClose(StreamErrorCode.NO_ERROR)], fulfillable=False)
@@ -276,6 +311,24 @@ class SendState:
         packet = StreamPacket(self._sequence, PACKET_TYPE_PREPARE, prepare_amount, tuple(frames))
         self._in_flight = Send(amount, packet, fulfillable, self._expiry)
         return self._in_flight
+
+    def _data_frames(self, blocked_frames: bool = False) -> list:
+        """The next ``StreamData`` frame within the receiver's windows (and, when blocked and
+        ``blocked_frames``, the ``...DataBlocked`` frames instead)."""
+        if self.data_acked >= len(self.data):
+            return []
+        end = len(self.data)
+        limit = min(self.remote_stream_max_data, self.remote_connection_max_data)
+        size = min(self.data_chunk_size, end - self.data_acked, limit - self.data_acked)
+        if size <= 0:
+            if not blocked_frames:
+                return []
+            frames: list = [StreamDataBlocked(STREAM_ID, end)]
+            if self.remote_connection_max_data <= self.data_acked:
+                frames.append(ConnectionDataBlocked(end))
+            return frames
+        self._data_in_flight = size
+        return [StreamData(STREAM_ID, self.data_acked, self.data[self.data_acked:self.data_acked + size])]
 
     def _minimum_destination(self, amount: int) -> int:
         return max(0, _floor(amount * self.exchange_rate * (1 - self.slippage)))
@@ -302,6 +355,10 @@ class SendState:
         """The Prepare was fulfilled; ``response`` is the decrypted reply (``None`` if unreadable)."""
         sent = self._take()
         self.counters.fulfilled += 1
+        blocked = sent.fulfillable and not self._data_in_flight and any(
+            type(f) is StreamDataBlocked for f in sent.packet.frames)
+        self.data_acked += self._data_in_flight
+        self._data_in_flight = 0
         if sent.fulfillable and sent.amount:
             self.counters.sent += sent.amount
             if response is not None:
@@ -314,6 +371,12 @@ class SendState:
             self.window = min(self.max_packet_amount, max(self.window, sent.amount) * 2)
         if response is not None:
             self._read_frames(response)
+        if blocked and self._phase == "data" \
+                and min(self.remote_stream_max_data, self.remote_connection_max_data) <= self.data_acked:
+            self._back_off("blocked", _MAX_BLOCKED, "rejected", None,
+                           "the receiver does not open its flow-control window")
+        elif self._phase == "data":
+            self._strikes.pop("blocked", None)
         if self._phase == "close":
             self._finish()
 
@@ -323,6 +386,7 @@ class SendState:
         the Reject's data (``None`` if there was none or it did not decrypt)."""
         sent = self._take()
         self.counters.rejected += 1
+        self._data_in_flight = 0  # sent again
         if self._phase == "close":
             return self._finish()
         closed = self._read_frames(response) if response is not None else False
@@ -351,6 +415,7 @@ class SendState:
     def no_response(self, kind: str, message: str) -> None:
         """No answer came: ``kind`` is ``timeout`` or ``unreachable`` (the plugin failed)."""
         self._take()
+        self._data_in_flight = 0
         if self._phase == "close":
             return self._finish()
         self._back_off("none", _MAX_NO_RESPONSE, kind, None, message)
@@ -370,6 +435,10 @@ class SendState:
                 self.destination_asset = (f.source_asset_code, f.source_asset_scale)
             elif kind is StreamMaxMoney and f.stream_id == STREAM_ID:
                 self.remote_limit = (f.receive_max, f.total_received)
+            elif kind is StreamMaxData and f.stream_id == STREAM_ID:
+                self.remote_stream_max_data = max(self.remote_stream_max_data, f.max_offset)
+            elif kind is ConnectionMaxData:
+                self.remote_connection_max_data = max(self.remote_connection_max_data, f.max_offset)
             elif kind is ConnectionClose or (kind is StreamClose and f.stream_id == STREAM_ID):
                 closed = True
             elif kind is StreamData and self.on_data is not None:
@@ -378,7 +447,7 @@ class SendState:
 
     def _application_reject(self, sent: Send, response: StreamPacket) -> None:
         if self._phase == "handshake":
-            self._phase = "probe"
+            self._phase = "probe" if self.amount else "send"
             return
         if self._phase == "probe":
             arrived = response.prepare_amount
@@ -452,7 +521,8 @@ class SendState:
         if self.error is None:
             c = self.counters
             self.result = PaymentResult(c.sent, c.delivered, c.packets, c.fulfilled, c.rejected,
-                                        self.exchange_rate, self.source_address, self.destination)
+                                        self.exchange_rate, self.source_address, self.destination,
+                                        self.data_acked)
 
 
 # -- the Twisted driver ------------------------------------------------------------------------------
@@ -464,7 +534,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
                  source_address: Optional[str] = None, source_asset: Optional[tuple] = None,
                  min_exchange_rate: Optional[Decimal] = None, progress: Optional[Callable] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
-                 on_data: Optional[Callable] = None) -> Deferred:
+                 on_data: Optional[Callable] = None, data: Optional[bytes] = None,
+                 data_chunk_size: int = DATA_CHUNK_SIZE) -> Deferred:
     """Pay ``amount`` (source units) to a STREAM receiver.
 
     :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
@@ -477,6 +548,9 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
     :param progress: ``callable(sent, delivered)`` after each fulfilled packet.
     :param on_data: ``callable(stream_id, data: bytes)`` for data the receiver returns in its
         replies (``StreamData`` frames), e.g. what a shop sells per payment.
+    :param data: bytes to send on stream 1 (see :class:`SendState`); the payment finishes once
+        the receiver has acknowledged all of them. ``amount`` may be 0 to send data only.
+    :param data_chunk_size: the largest ``StreamData`` payload per packet.
     :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
     """
     encryption_key, fulfillment_key = crypto.derive_keys(shared_secret)
@@ -501,7 +575,7 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         address, asset = address_and_asset
         state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
-                          slippage=slippage)
+                          slippage=slippage, data=data, data_chunk_size=data_chunk_size)
         state.on_data = on_data
         # RFC 29: both ends answer packets. The receiver may probe the exchange rate back to
         # us (ilp-protocol-stream does, and closes the connection if nothing answers), so

@@ -20,6 +20,16 @@ Connections are stateless to set up: the address carries the reference's connect
 so any number of senders can be given addresses without keeping anything until they pay.
 Per connection the server keeps the streams' totals.
 
+**Data** (``StreamData`` frames) is applied with the other control frames, before the
+condition is checked, as ``ilp-protocol-stream`` does: it arrives on fulfillable and test
+packets alike. Each stream reassembles its bytes in order by offset (duplicates and overlaps
+are dropped, frames ahead of the read offset are held) and hands them to ``on_stream_data``.
+Flow control: a stream accepts bytes up to ``delivered + max_stream_data`` and the connection
+up to ``delivered on all streams + max_connection_data - bytes held out of order``; every reply
+advertises them (``ConnectionMaxData``, and ``StreamMaxData`` per open stream in a Fulfill's
+reply). A frame beyond either limit closes the connection with ``FlowControlError``
+(``ConnectionClose`` in the ``F99`` reply).
+
 This module does not send money (see the STREAM sender). Connections idle for
 ``idle_timeout`` seconds are forgotten.
 """
@@ -63,6 +73,9 @@ __all__ = ["StreamServer", "StreamState", "ConnectionState"]
 
 _MAX = UINT64_MAX
 _MAX_STREAM_ID = 2**31
+#: Default flow-control windows (bytes beyond what was delivered).
+DEFAULT_MAX_STREAM_DATA = 64 * 1024
+DEFAULT_MAX_CONNECTION_DATA = 128 * 1024
 
 
 @dataclass
@@ -73,6 +86,42 @@ class StreamState:
     receive_max: Optional[int] = None
     closed: bool = False
     data_sent: int = 0
+    #: bytes handed to ``on_stream_data`` (the next offset expected)
+    read_offset: int = 0
+    #: the highest end offset (offset + length) of any data frame seen
+    max_offset: int = 0
+    #: frames ahead of ``read_offset``: offset -> bytes
+    pending: dict = field(default_factory=dict)
+
+    @property
+    def buffered(self) -> int:
+        """Bytes held out of order (overlaps counted twice: an upper bound)."""
+        return sum(len(b) for b in self.pending.values())
+
+    def push(self, offset: int, data: bytes) -> bytes:
+        """Take a frame's bytes at ``offset``; :returns: the bytes now deliverable in order."""
+        end = offset + len(data)
+        self.max_offset = max(self.max_offset, end)
+        if end <= self.read_offset or not data:
+            return b""  # a duplicate
+        if offset < self.read_offset:
+            data, offset = data[self.read_offset - offset:], self.read_offset
+        if len(data) > len(self.pending.get(offset, b"")):
+            self.pending[offset] = data
+        out = []
+        progress = True
+        while progress and self.pending:
+            progress = False
+            for start in sorted(self.pending):
+                if start > self.read_offset:
+                    break
+                chunk = self.pending.pop(start)
+                tail = chunk[self.read_offset - start:]
+                if tail:
+                    out.append(tail)
+                    self.read_offset += len(tail)
+                progress = True
+        return b"".join(out)
 
 
 @dataclass
@@ -85,6 +134,12 @@ class ConnectionState:
     total_received: int = 0
     closed: bool = False
     last_activity: float = 0.0
+
+    def incoming_offsets(self) -> tuple:
+        """:returns: ``(max, read, buffered)`` summed over the streams."""
+        streams = self.streams.values()
+        return (sum(s.max_offset for s in streams), sum(s.read_offset for s in streams),
+                sum(s.buffered for s in streams))
 
 
 class StreamServer:
@@ -103,19 +158,29 @@ class StreamServer:
     :param idle_timeout: seconds without a packet after which a connection's state is
         forgotten (60, as ``ilp-protocol-stream``); its address stays valid, and a sender that
         comes back starts a fresh connection.
+    :param on_stream_data: ``callable(connection, stream_id, data: bytes)``: a stream's bytes,
+        in order, as they become contiguous.
+    :param max_stream_data: bytes a stream accepts beyond what it has delivered.
+    :param max_connection_data: bytes the connection accepts beyond what it has delivered
+        (less what it holds out of order).
     """
 
     log = Logger()
 
     def __init__(self, plugin, clock, *, server_secret: Optional[bytes] = None,
                  on_money: Optional[Callable] = None, receive_max: Optional[int] = None,
-                 respond_with: Optional[Callable] = None, idle_timeout: float = 60.0) -> None:
+                 respond_with: Optional[Callable] = None, idle_timeout: float = 60.0,
+                 on_stream_data: Optional[Callable] = None, max_stream_data: int = DEFAULT_MAX_STREAM_DATA,
+                 max_connection_data: int = DEFAULT_MAX_CONNECTION_DATA) -> None:
         self.plugin = plugin
         self._clock = clock
         self._secret = server_secret or os.urandom(32)
         self.on_money = on_money
         self.receive_max = receive_max
         self.respond_with = respond_with
+        self.on_stream_data = on_stream_data
+        self.max_stream_data = max_stream_data
+        self.max_connection_data = max_connection_data
         self.address: Optional[str] = None
         self.asset_code: Optional[str] = None
         self.asset_scale: Optional[int] = None
@@ -203,14 +268,19 @@ class StreamServer:
         if connection is None:
             connection = self.connections[token] = ConnectionState(token)
         connection.last_activity = self._clock.seconds()
-        frames: list = [ConnectionMaxData(_MAX)]
-        self._apply_control(connection, request.frames, frames)
+        frames: list = []
+        violation = self._apply_control(connection, request.frames, frames)
+        frames.insert(0, ConnectionMaxData(self._connection_max_acceptable(connection)))
 
         def reject():
             response = StreamPacket(request.sequence, PACKET_TYPE_REJECT, prepare.amount, tuple(frames))
             return encode_packet(Reject(IlpErrorCode.F99_APPLICATION_ERROR, self.address, "",
                                         crypto.encrypt_packet(encryption_key, response)))
 
+        if violation is not None:
+            connection.closed = True
+            frames.append(ConnectionClose(StreamErrorCode.FLOW_CONTROL_ERROR, violation))
+            return reject()
         if connection.closed:
             frames.append(ConnectionClose(StreamErrorCode.NO_ERROR, ""))
             return reject()
@@ -247,7 +317,7 @@ class StreamServer:
             if not stream.closed:
                 frames.append(StreamMaxMoney(stream_id, _MAX if stream.receive_max is None else stream.receive_max,
                                              stream.total_received))
-                frames.append(StreamMaxData(stream_id, _MAX))
+                frames.append(StreamMaxData(stream_id, stream.read_offset + self.max_stream_data))
         response = StreamPacket(request.sequence, PACKET_TYPE_FULFILL, prepare.amount, tuple(frames))
         return encode_packet(Fulfill(fulfillment, crypto.encrypt_packet(encryption_key, response)))
 
@@ -257,7 +327,12 @@ class StreamServer:
             stream = connection.streams[stream_id] = StreamState(receive_max=self.receive_max)
         return stream
 
-    def _apply_control(self, connection: ConnectionState, request_frames, frames: list) -> None:
+    def _connection_max_acceptable(self, connection: ConnectionState) -> int:
+        _, read, buffered = connection.incoming_offsets()
+        return read - buffered + self.max_connection_data
+
+    def _apply_control(self, connection: ConnectionState, request_frames, frames: list) -> Optional[str]:
+        """Apply the control and data frames. :returns: a flow-control violation's message, if any."""
         for f in request_frames:
             kind = type(f)
             if kind is ConnectionNewAddress:
@@ -268,6 +343,32 @@ class StreamServer:
                 connection.closed = True
             elif kind is StreamClose:
                 self._stream(connection, f.stream_id).closed = True
+            elif kind is StreamData:
+                violation = self._receive_data(connection, f)
+                if violation is not None:
+                    return violation
+        return None
+
+    def _receive_data(self, connection: ConnectionState, frame: StreamData) -> Optional[str]:
+        if connection.closed:
+            return None
+        stream = self._stream(connection, frame.stream_id)
+        if stream.closed:
+            return None
+        end = frame.offset + len(frame.data)
+        stream_limit = stream.read_offset + self.max_stream_data
+        if end > stream_limit:
+            return (f"Exceeded flow control limits. Stream {frame.stream_id} can accept up to offset: "
+                    f"{stream_limit} but got bytes up to offset: {end}")
+        connection_limit = self._connection_max_acceptable(connection)
+        total_max = connection.incoming_offsets()[0] - stream.max_offset + max(stream.max_offset, end)
+        if total_max > connection_limit:
+            return (f"Exceeded flow control limits. Max connection byte offset: {connection_limit}, "
+                    f"received: {total_max}")
+        data = stream.push(frame.offset, frame.data)
+        if data and self.on_stream_data is not None:
+            self.on_stream_data(connection, frame.stream_id, data)
+        return None
 
     def _reject(self, code: str, message: str) -> bytes:
         return encode_packet(Reject(code, self.address or "", message, b""))
