@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from procs import Process, twistd_connector
+from integration.procs import Process, twistd_connector
 
 
 @pytest.fixture

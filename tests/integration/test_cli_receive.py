@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from procs import REPO, free_ports, wait_for_port
+from integration.procs import REPO, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

@@ -33,7 +33,7 @@ from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, succ
 from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.testing import fulfilling_handler
-from procs import free_ports, wait_for_port
+from integration.procs import free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

@@ -15,7 +15,7 @@ from ilptx.codec.ildcp import IldcpResponse, request_prepare
 from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.testing import fulfilling_handler
-from procs import assert_clean_twistd_stop, free_ports, wait_for_port
+from integration.procs import assert_clean_twistd_stop, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from procs import REPO, Process, wait_for_port
+from integration.procs import REPO, Process, wait_for_port
 
 pytestmark = pytest.mark.integration
 

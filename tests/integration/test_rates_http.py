@@ -19,7 +19,7 @@ from twisted.web.server import Site
 
 from ilptx.config import parse_config
 from ilptx.rates import make_rate_backend
-from procs import assert_clean_twistd_stop, free_port, free_ports, wait_for_port
+from integration.procs import assert_clean_twistd_stop, free_port, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

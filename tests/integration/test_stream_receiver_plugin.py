@@ -10,7 +10,7 @@ import urllib.request
 import pytest
 import yaml
 
-from procs import REPO, free_ports, wait_for_port
+from integration.procs import REPO, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

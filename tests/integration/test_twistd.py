@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from procs import REPO, TWISTD, assert_clean_twistd_stop, free_ports, wait_for_port
+from integration.procs import REPO, TWISTD, assert_clean_twistd_stop, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from procs import REPO, assert_clean_twistd_stop, free_ports, wait_for_port
+from integration.procs import REPO, assert_clean_twistd_stop, free_ports, wait_for_port
 
 pytestmark = pytest.mark.interop
 

@@ -16,7 +16,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.stream.server import StreamServer
-from procs import REPO, free_ports, start_either_connector, stop_either_connector, wait_for_port
+from integration.procs import REPO, free_ports, start_either_connector, stop_either_connector, wait_for_port
 
 pytestmark = pytest.mark.interop
 

@@ -16,7 +16,7 @@ from twisted.internet.task import deferLater
 
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.stream.sender import PaymentResult, send_payment
-from procs import free_ports, start_either_connector, stop_either_connector, wait_for_port
+from integration.procs import free_ports, start_either_connector, stop_either_connector, wait_for_port
 
 pytestmark = pytest.mark.interop
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from procs import Process, free_port
+from integration.procs import Process, free_port
 
 MISSING = ("redis-server is not on PATH: the Redis store tests need it "
            "(apt-get install redis-server; .ci/run installs it)")

@@ -158,7 +158,7 @@ def test_weak_persistence_is_logged(make, redis_server):
 @pytest_twisted.inlineCallbacks
 def test_open_fails_when_redis_does_not_answer():
     """open() errbacks with ConnectionError (naming host and port) when nothing listens."""
-    from procs import free_port
+    from integration.procs import free_port
 
     port = free_port()
     store = RedisStore(port=port, connect_timeout=0.3)

@@ -1,6 +1,6 @@
 """Helpers for tests that run real processes: twistd connectors, node scripts, free ports.
 
-Imported by ``tests/conftest.py`` (which puts ``tests/`` on ``sys.path``).
+Imported as ``integration.procs`` (``tests/conftest.py`` puts ``tests/`` on ``sys.path``). It lives with the integration tests because only tests of real processes may wait (``time.sleep``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 #: ``twistd`` run by this interpreter from the source tree: the dropin in ./twisted/plugins
 #: and the ilptx package in ./ilptx are found through the working directory.
