@@ -26,8 +26,8 @@ packets alike. Each stream reassembles its bytes in order by offset (duplicates 
 are dropped, frames ahead of the read offset are held) and hands them to ``on_stream_data``.
 Flow control: a stream accepts bytes up to ``delivered + max_stream_data`` and the connection
 up to ``delivered on all streams + max_connection_data - bytes held out of order``; every reply
-advertises them (``ConnectionMaxData``, and ``StreamMaxData`` per open stream in a Fulfill's
-reply). A frame beyond either limit closes the connection with ``FlowControlError``
+advertises them (``ConnectionMaxData``, and ``StreamMaxMoney`` and ``StreamMaxData`` per open
+stream, in Fulfill and ``F99`` replies alike, unless the connection is closed). A frame beyond either limit closes the connection with ``FlowControlError``
 (``ConnectionClose`` in the ``F99`` reply).
 
 This module does not send money (see the STREAM sender). Connections idle for
@@ -273,6 +273,7 @@ class StreamServer:
         frames.insert(0, ConnectionMaxData(self._connection_max_acceptable(connection)))
 
         def reject():
+            self._advertise(connection, frames)
             response = StreamPacket(request.sequence, PACKET_TYPE_REJECT, prepare.amount, tuple(frames))
             return encode_packet(Reject(IlpErrorCode.F99_APPLICATION_ERROR, self.address, "",
                                         crypto.encrypt_packet(encryption_key, response)))
@@ -313,13 +314,23 @@ class StreamServer:
                 if data:
                     frames.append(StreamData(stream_id, stream.data_sent, data))
                     stream.data_sent += len(data)
-        for stream_id, stream in connection.streams.items():
-            if not stream.closed:
-                frames.append(StreamMaxMoney(stream_id, _MAX if stream.receive_max is None else stream.receive_max,
-                                             stream.total_received))
-                frames.append(StreamMaxData(stream_id, stream.read_offset + self.max_stream_data))
+        self._advertise(connection, frames)
         response = StreamPacket(request.sequence, PACKET_TYPE_FULFILL, prepare.amount, tuple(frames))
         return encode_packet(Fulfill(fulfillment, crypto.encrypt_packet(encryption_key, response)))
+
+    def _advertise(self, connection: ConnectionState, frames: list) -> None:
+        """Add ``StreamMaxMoney`` and ``StreamMaxData`` for each open stream (in Fulfill and
+        ``F99`` replies alike, so a sender learns a small window before it overruns it);
+        a stream already given a ``StreamMaxMoney`` in ``frames`` is not repeated."""
+        if connection.closed:
+            return
+        told = {f.stream_id for f in frames if type(f) is StreamMaxMoney}
+        for stream_id, stream in connection.streams.items():
+            if not stream.closed:
+                if stream_id not in told:
+                    frames.append(StreamMaxMoney(stream_id, _MAX if stream.receive_max is None
+                                                 else stream.receive_max, stream.total_received))
+                frames.append(StreamMaxData(stream_id, stream.read_offset + self.max_stream_data))
 
     def _stream(self, connection: ConnectionState, stream_id: int) -> StreamState:
         stream = connection.streams.get(stream_id)

@@ -19,6 +19,7 @@ from ilptx.codec.stream import (
     StreamData,
     StreamDataBlocked,
     StreamMaxData,
+    StreamMaxMoney,
     StreamMoney,
     StreamPacket,
 )
@@ -238,3 +239,15 @@ def test_a_blocked_sender_sends_stream_data_blocked_and_gives_up_if_the_window_s
     assert blocked_seen and sent == 16384
     assert isinstance(state.error, StreamPaymentError) and state.error.kind == "rejected"
     assert state.data_acked == 16384
+
+
+def test_f99_replies_advertise_each_open_streams_windows():
+    """An F99 reply (a test packet) carries StreamMaxData and StreamMaxMoney per open stream,
+    so a sender learns a small window without overrunning it first."""
+    server = make_server(Clock(), max_stream_data=500, receive_max=7000)
+    sender = Crafter(server)
+    reply, response = sender.send([StreamData(1, 0, b"a" * 100), StreamData(3, 0, b"b" * 200)], fulfillable=False)
+    assert isinstance(reply, Reject) and reply.code == "F99"
+    assert sorted((f.stream_id, f.max_offset) for f in frames_of(response, StreamMaxData)) == [(1, 600), (3, 700)]
+    assert sorted((f.stream_id, f.receive_max, f.total_received) for f in frames_of(response, StreamMaxMoney)) \
+        == [(1, 7000, 0), (3, 7000, 0)]
