@@ -5,6 +5,7 @@
  * secret (e.g. an ilptx STREAM receiver), over an ilp-plugin-btp client of a connector.
  *
  *   node stream_send.js --uplink BTP_URL --destination ADDRESS --secret BASE64 [--amount N] [--timeout MS]
+ *                       [--data-bytes N]   (also write N bytes of a fixed pattern on the stream)
  *
  * Prints one JSON line: {"sent": "...", "senderAddress": "...", "elapsedMs": N}; exits 0 when
  * the whole amount was sent, 1 otherwise (message on stderr).
@@ -34,6 +35,12 @@ async function main () {
     plugin, destinationAccount: destination, sharedSecret: Buffer.from(secret, 'base64')
   })
   const stream = connection.createStream()
+  const dataBytes = Number(arg('data-bytes', '0'))
+  if (dataBytes > 0) {
+    const data = Buffer.alloc(dataBytes)
+    for (let i = 0; i < dataBytes; i++) data[i] = (i * 7 + 3) % 251
+    stream.write(data)
+  }
   await stream.sendTotal(amount)
   await connection.end()
   clearTimeout(timer)

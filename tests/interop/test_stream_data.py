@@ -67,3 +67,44 @@ def test_ilptx_sender_streams_data_to_js_receiver(tmp_path, processes):
     finally:
         yield plugin.disconnect()
     stop_either_connector("ilptx", connector)
+
+
+@pytest_twisted.inlineCallbacks
+def test_js_sender_streams_data_to_ilptx_receiver(tmp_path, processes):
+    """20,000 bytes written by an ilp-protocol-stream sender reach our receiver's stream in order."""
+    import os
+
+    from twisted.internet.utils import getProcessOutputAndValue
+
+    from ilptx.stream.server import StreamServer
+
+    node = shutil.which("node")
+    if node is None or not (HERE / "node_modules" / "ilp-protocol-stream").is_dir():
+        pytest.fail("needs node and `npm ci` in tests/interop")
+    shop, payer = free_ports(2)
+    config = {"ilpAddress": "test.ilptx", "spread": 0, "backend": "one-to-one", "accounts": {
+        name: {"relation": "child", "plugin": "ilp-plugin-btp", "assetCode": "USD", "assetScale": 9,
+               "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": name}}}
+        for name, port in (("shop", shop), ("payer", payer))}}
+    connector = start_either_connector("ilptx", config, tmp_path, processes)
+    wait_for_port(shop, connector)
+    wait_for_port(payer, connector)
+    chunks = []
+    plugin = BtpPlugin({"server": f"btp+ws://:shop@127.0.0.1:{shop}"}, account_id="shop", reactor=reactor)
+    server = StreamServer(plugin, reactor)
+    server.on_stream_data = lambda connection, stream_id, data: chunks.append(data)
+    try:
+        yield server.connect()
+        credentials = server.generate_address_and_secret()
+        out, err, code = yield getProcessOutputAndValue(node, [
+            str(HERE / "stream_send.js"), "--uplink", f"btp+ws://:payer@127.0.0.1:{payer}",
+            "--destination", credentials.destination_account,
+            "--secret", base64.b64encode(credentials.shared_secret).decode(), "--amount", "3000",
+            "--data-bytes", str(len(DATA))], env=dict(os.environ), path=str(HERE.parent.parent))
+        assert code == 0, err.decode() + connector.output()
+        received = b"".join(chunks)
+        assert len(received) == len(DATA) and received == DATA
+        assert server.total_received == 3000
+    finally:
+        yield plugin.disconnect()
+    stop_either_connector("ilptx", connector)
