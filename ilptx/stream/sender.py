@@ -27,7 +27,8 @@ What happens on the wire, one packet in flight at a time:
 4. **Data** (``data=``): the bytes go on stream 1 in ``StreamData`` frames of at most
    ``data_chunk_size`` bytes, riding on the money packets and then on fulfillable Prepares of
    0, one packet in flight, never beyond the receiver's advertised ``StreamMaxData`` (16384
-   until it says otherwise, as ``ilp-protocol-stream``) and ``ConnectionMaxData``. A packet's
+   until it says otherwise, as ``ilp-protocol-stream``; its latest word, in a Fulfill's or an
+   ``F99``'s reply, even if smaller) and ``ConnectionMaxData``. A packet's
    bytes count as delivered only when it is fulfilled; a rejected packet's bytes are sent
    again (as ``ilp-protocol-stream``). When blocked we send ``StreamDataBlocked`` /
    ``ConnectionDataBlocked`` on a packet of 0 and back off while the window does not open.
@@ -39,14 +40,19 @@ cannot be shrunk), ``liquidity`` (T04 that persists), ``rate`` (the rate is belo
 or nothing arrives), ``rejected`` (any other final rejection, the receiver's limit, a close),
 ``timeout`` (no answer, or R-errors that persist), ``unreachable`` (the plugin fails, T01).
 
-Not done (yet): several packets in flight, several streams, receipts,
+6. **Several streams** (``streams=``): as above, with a ``StreamMoney`` frame per stream that
+   still needs money (shares: that stream's part of the packet) and each stream's data in its
+   own ``StreamData`` frames; a stream the receiver's ``StreamMaxMoney`` stops is left behind
+   while the others go on; a finished stream gets its ``StreamClose`` on the next packet.
+
+Not done (yet): several packets in flight, receipts, streams the receiver opens,
 a connection idle timeout, re-sending after a Prepare whose outcome is unknown (a timed-out
 packet is counted as not sent, as in the reference).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from typing import Callable, Optional, Union
@@ -136,6 +142,9 @@ class PaymentResult:
     source_address: str
     destination: str
     data_sent: int = 0
+    #: per stream: ``stream_id -> (sent, delivered, data_sent)`` (source units fulfilled, the
+    #: destination units the receiver credited to it, bytes acknowledged)
+    streams: dict = field(default_factory=dict)
 
 
 class StreamPaymentError(Exception):
@@ -192,6 +201,73 @@ class _Counters:
     rejected: int = 0
 
 
+@dataclass
+class _Stream:
+    """What the sender knows of one of its streams."""
+
+    id: int
+    amount: int
+    data: bytes
+    sent: int = 0
+    delivered: int = 0
+    #: bytes of :attr:`data` the receiver has acknowledged (fulfilled packets)
+    acked: int = 0
+    #: bytes in the packet in flight
+    in_flight: int = 0
+    #: the receiver's advertised ``StreamMaxData`` (the highest offset it accepts)
+    max_data: int = _INITIAL_STREAM_MAX_DATA
+    #: the receiver's ``StreamMaxMoney``: ``(receive_max, total_received)``
+    limit: Optional[tuple] = None
+    #: the receiver's limit stopped this stream's money before its amount
+    limited: bool = False
+    close_sent: bool = False
+
+    @property
+    def money_left(self) -> int:
+        return 0 if self.limited else self.amount - self.sent
+
+    @property
+    def done(self) -> bool:
+        return self.money_left <= 0 and self.acked >= len(self.data)
+
+
+def _split(amount: int, caps: dict) -> dict:
+    """Split ``amount`` (at most ``sum(caps)``) in proportion to ``caps``, largest remainders
+    first, so no part exceeds its cap and the parts add up to ``amount``."""
+    total = sum(caps.values())
+    parts = {sid: amount * cap // total for sid, cap in caps.items()}
+    rest = amount - sum(parts.values())
+    for sid in sorted(caps, key=lambda sid: (-(amount * caps[sid] % total), sid))[:rest]:
+        parts[sid] += 1
+    return parts
+
+
+def _check_streams(streams: dict) -> dict:
+    """Validate ``send_payment``'s ``streams``; :returns: ``{id: _Stream}`` in id order."""
+    if not isinstance(streams, dict) or not streams:
+        raise ValueError("streams must be a non-empty dict {stream_id: {'amount': int, 'data': bytes}}")
+    out = {}
+    for sid in sorted(streams):
+        spec = streams[sid]
+        if not isinstance(sid, int) or isinstance(sid, bool) or sid < 1 or sid % 2 == 0 or sid > UINT64_MAX:
+            raise ValueError(f"stream ids of the sender (the client) are odd positive integers (RFC 29), "
+                             f"got {sid!r}")
+        if not isinstance(spec, dict) or set(spec) - {"amount", "data"}:
+            raise ValueError(f"stream {sid}: expected a dict with 'amount' and/or 'data', got {spec!r}")
+        amount = spec.get("amount", 0)
+        data = spec.get("data") or b""
+        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX:
+            raise ValueError(f"stream {sid}: amount must be a UInt64, got {amount!r}")
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise ValueError(f"stream {sid}: data must be bytes, got {type(data).__name__}")
+        if amount == 0 and not data:
+            raise ValueError(f"stream {sid} has neither money nor data to send")
+        out[sid] = _Stream(sid, amount, bytes(data))
+    if sum(s.amount for s in out.values()) > UINT64_MAX:
+        raise ValueError("the streams' amounts add up to more than a UInt64")
+    return out
+
+
 def _floor(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_FLOOR))
 
@@ -211,28 +287,50 @@ class SendState:
     :param max_packet_amount: never send a bigger Prepare.
     :param slippage: see :data:`DEFAULT_SLIPPAGE`.
     :param data: bytes to send on stream 1 (then ``amount`` may be 0: data only, no probe).
-    :param data_chunk_size: the largest ``StreamData`` payload per packet.
+    :param data_chunk_size: the largest ``StreamData`` payload per packet (and stream).
+    :param streams: ``{stream_id: {"amount": int, "data": bytes}}`` (odd ids: we are the
+        client) to send on several streams; it replaces ``amount`` (pass 0, ``None`` or the
+        total) and ``data``. Each money packet carries a ``StreamMoney`` frame per stream that
+        still needs money, its shares being that stream's part of the packet, split in
+        proportion to what each stream still needs (and may still receive, by its
+        ``StreamMaxMoney``); a stream whose receiver limit is reached stops getting shares while
+        the others go on (the payment fails only if no stream could be paid in full). Each
+        stream's data goes in its own ``StreamData`` frames within its ``StreamMaxData`` and the
+        connection's ``ConnectionMaxData``. A stream whose money and data are done is closed
+        (``StreamClose``) on the next packet.
     """
 
-    def __init__(self, amount: int, *, source_address: str, destination: str,
+    def __init__(self, amount: Optional[int], *, source_address: str, destination: str,
                  source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
-                 data: Optional[bytes] = None, data_chunk_size: int = DATA_CHUNK_SIZE) -> None:
+                 data: Optional[bytes] = None, data_chunk_size: int = DATA_CHUNK_SIZE,
+                 streams: Optional[dict] = None) -> None:
         #: ``callable(stream_id, data)`` for ``StreamData`` frames in the receiver's replies
         self.on_data: Optional[Callable] = None
-        self.data = bytes(data or b"")
-        if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX \
-                or (amount == 0 and not self.data):
-            raise ValueError(f"amount must be a positive UInt64 (or 0 with data), got {amount!r}")
+        if streams is not None:
+            if data:
+                raise ValueError("give the data in streams, not data=, when streams is given")
+            self.streams = _check_streams(streams)
+            total = sum(st.amount for st in self.streams.values())
+            if amount not in (None, 0, total):
+                raise ValueError(f"amount ({amount!r}) differs from the streams' total ({total})")
+            amount = total
+        else:
+            data = bytes(data or b"")
+            if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX \
+                    or (amount == 0 and not data):
+                raise ValueError(f"amount must be a positive UInt64 (or 0 with data), got {amount!r}")
+            #: our streams by id (just :data:`STREAM_ID` unless ``streams`` is given)
+            self.streams = {STREAM_ID: _Stream(STREAM_ID, amount, data)}
         if data_chunk_size < 1:
             raise ValueError("data_chunk_size must be at least 1")
         self.data_chunk_size = data_chunk_size
-        #: bytes of :attr:`data` the receiver has acknowledged (fulfilled packets)
-        self.data_acked = 0
-        #: the receiver's advertised limits: stream 1's max offset, the connection's
-        self.remote_stream_max_data = _INITIAL_STREAM_MAX_DATA
+        #: the receiver's advertised ``ConnectionMaxData``
         self.remote_connection_max_data = _INITIAL_STREAM_MAX_DATA
-        self._data_in_flight = 0
+        #: the money split of the packet in flight: ``{stream_id: source units}``
+        self._split_in_flight: dict = {}
+        #: the streams whose StreamClose is in the packet in flight
+        self._closes_in_flight: list = []
         if max_packet_amount is not None and max_packet_amount < 1:
             raise ValueError("max_packet_amount must be at least 1")
         self.amount = amount
@@ -248,8 +346,6 @@ class SendState:
         self.max_packet_amount = max_packet_amount if max_packet_amount is not None else UINT64_MAX
         #: the congestion window: the next money packet's amount, at most
         self.window = min(amount, self.max_packet_amount)
-        #: what the receiver last told us about stream 1: (receive_max, total_received)
-        self.remote_limit: Optional[tuple] = None
         self.result: Optional[PaymentResult] = None
         self.error: Optional[StreamPaymentError] = None
         self._phase = "handshake"
@@ -261,6 +357,28 @@ class SendState:
         self._strikes: dict[str, int] = {}
         self._in_flight: Optional[Send] = None
         self._pending_error: Optional[StreamPaymentError] = None
+
+    # -- per-stream views, for the single-stream callers ---------------------------------------------
+
+    @property
+    def data(self) -> bytes:
+        """All the data to send (every stream's, in id order)."""
+        return b"".join(st.data for st in self.streams.values())
+
+    @property
+    def data_acked(self) -> int:
+        """Bytes the receiver has acknowledged, on all streams."""
+        return sum(st.acked for st in self.streams.values())
+
+    @property
+    def remote_limit(self) -> Optional[tuple]:
+        """What the receiver last said of the first stream: ``(receive_max, total_received)``."""
+        return next(iter(self.streams.values())).limit
+
+    @property
+    def remote_stream_max_data(self) -> int:
+        """The first stream's advertised ``StreamMaxData``."""
+        return next(iter(self.streams.values())).max_data
 
     # -- what to do next ------------------------------------------------------------------------
 
@@ -287,67 +405,98 @@ class SendState:
         if self._phase == "probe":
             return self._send(self._probe, 0, [], fulfillable=False)
         if self._phase == "send":
-            if self.counters.sent >= self.amount:
+            caps = self._money_caps()
+            if caps is None:
+                return self.next()  # _money_caps failed the payment
+            if not caps:
                 self._phase = "data"
                 return self.next()
-            amount = min(self.amount - self.counters.sent, self.window, self.max_packet_amount)
-            amount = self._cap_by_receiver(amount)
-            if amount is None:
-                return self.next()  # _cap_by_receiver failed the payment
+            amount = min(sum(caps.values()), self.window, self.max_packet_amount)
+            split = {sid: part for sid, part in _split(amount, caps).items() if part > 0}
+            money = [StreamMoney(sid, 1 if len(split) == 1 else part) for sid, part in split.items()]
             return self._send(amount, self._minimum_destination(amount),
-                              [StreamMoney(STREAM_ID, 1)] + self._data_frames(), fulfillable=True)
+                              money + self._data_frames() + self._stream_closes(), fulfillable=True, split=split)
         if self._phase == "data":
-            if self.data_acked >= len(self.data):
+            if all(st.acked >= len(st.data) for st in self.streams.values()):
                 self._phase = "close"
                 return self.next()
-            return self._send(0, 0, self._data_frames(blocked_frames=True), fulfillable=True)
+            return self._send(0, 0, self._data_frames(blocked_frames=True) + self._stream_closes(),
+                              fulfillable=True)
         # close
-        return self._send(0, 0, [StreamClose(STREAM_ID, StreamErrorCode.NO_ERROR),
-                                 ConnectionClose(StreamErrorCode.NO_ERROR)], fulfillable=False)
+        return self._send(0, 0, self._stream_closes(every=True) + [ConnectionClose(StreamErrorCode.NO_ERROR)],
+                          fulfillable=False)
 
-    def _send(self, amount: int, prepare_amount: int, frames: list, *, fulfillable: bool) -> Send:
+    def _send(self, amount: int, prepare_amount: int, frames: list, *, fulfillable: bool,
+              split: Optional[dict] = None) -> Send:
+        self._split_in_flight = split or {}
         self._sequence += 1
         self.counters.packets += 1
         packet = StreamPacket(self._sequence, PACKET_TYPE_PREPARE, prepare_amount, tuple(frames))
         self._in_flight = Send(amount, packet, fulfillable, self._expiry)
         return self._in_flight
 
+    def _stream_closes(self, every: bool = False) -> list:
+        """``StreamClose`` for the streams that are done (``every``: all) and not yet closed."""
+        self._closes_in_flight = [st.id for st in self.streams.values()
+                                  if not st.close_sent and (every or st.done)]
+        return [StreamClose(sid, StreamErrorCode.NO_ERROR) for sid in self._closes_in_flight]
+
     def _data_frames(self, blocked_frames: bool = False) -> list:
-        """The next ``StreamData`` frame within the receiver's windows (and, when blocked and
-        ``blocked_frames``, the ``...DataBlocked`` frames instead)."""
-        if self.data_acked >= len(self.data):
-            return []
-        end = len(self.data)
-        limit = min(self.remote_stream_max_data, self.remote_connection_max_data)
-        size = min(self.data_chunk_size, end - self.data_acked, limit - self.data_acked)
-        if size <= 0:
-            if not blocked_frames:
-                return []
-            frames: list = [StreamDataBlocked(STREAM_ID, end)]
-            if self.remote_connection_max_data <= self.data_acked:
-                frames.append(ConnectionDataBlocked(end))
+        """The next ``StreamData`` frame of each stream within the receiver's windows (and, when
+        no stream can send and ``blocked_frames``, the ``...DataBlocked`` frames instead)."""
+        frames: list = []
+        blocked: list = []
+        connection_room = self.remote_connection_max_data - self.data_acked
+        for st in self.streams.values():
+            if st.acked >= len(st.data):
+                continue
+            size = min(self.data_chunk_size, len(st.data) - st.acked, st.max_data - st.acked, connection_room)
+            if size <= 0:
+                blocked.append(st)
+                continue
+            st.in_flight = size
+            connection_room -= size
+            frames.append(StreamData(st.id, st.acked, st.data[st.acked:st.acked + size]))
+        if frames or not blocked_frames:
             return frames
-        self._data_in_flight = size
-        return [StreamData(STREAM_ID, self.data_acked, self.data[self.data_acked:self.data_acked + size])]
+        frames = [StreamDataBlocked(st.id, len(st.data)) for st in blocked]
+        if connection_room <= 0:
+            frames.append(ConnectionDataBlocked(sum(len(st.data) for st in self.streams.values())))
+        return frames
 
     def _minimum_destination(self, amount: int) -> int:
         return max(0, _floor(amount * self.exchange_rate * (1 - self.slippage)))
 
-    def _cap_by_receiver(self, amount: int) -> Optional[int]:
-        if self.remote_limit is None:
-            return amount
-        receive_max, total_received = self.remote_limit
-        room = receive_max - total_received
-        if room <= 0 or (self.exchange_rate or 0) <= 0:
-            self._fail("rejected", f"the receiver accepts no more on stream {STREAM_ID} "
-                                   f"(its limit is {receive_max}, it has received {total_received})")
-            return None
-        # the largest source amount whose delivery (at the probed rate) fits in the room
-        fits = _floor(Decimal(room) / self.exchange_rate)
-        if fits < 1:
-            self._fail("rejected", f"the receiver's remaining limit ({room}) is less than one source unit")
-            return None
-        return min(amount, fits)
+    def _money_caps(self) -> Optional[dict]:
+        """What each stream that still needs money may get: its need, less if the receiver's
+        ``StreamMaxMoney`` leaves less room. A stream with no room left stops (``limited``).
+
+        :returns: ``{stream_id: source units}`` (empty: the money is done), or ``None`` when
+            the payment failed (no stream could be paid in full)."""
+        caps = {}
+        for st in self.streams.values():
+            if st.money_left <= 0:
+                continue
+            cap = st.money_left
+            if st.limit is not None:
+                receive_max, total_received = st.limit
+                room = receive_max - total_received
+                if room <= 0 or (self.exchange_rate or 0) <= 0:
+                    message = (f"the receiver accepts no more on stream {st.id} "
+                               f"(its limit is {receive_max}, it has received {total_received})")
+                    cap = 0
+                else:
+                    # the largest source amount whose delivery (at the probed rate) fits in the room
+                    cap = min(cap, _floor(Decimal(room) / self.exchange_rate))
+                    message = f"the receiver's remaining limit ({room}) is less than one source unit"
+                if cap < 1:
+                    st.limited = True
+                    if all(s.limited for s in self.streams.values() if s.amount):
+                        self._fail("rejected", message)
+                        return None
+                    continue
+            caps[st.id] = cap
+        return caps
 
     # -- outcomes ---------------------------------------------------------------------------------
 
@@ -355,24 +504,30 @@ class SendState:
         """The Prepare was fulfilled; ``response`` is the decrypted reply (``None`` if unreadable)."""
         sent = self._take()
         self.counters.fulfilled += 1
-        blocked = sent.fulfillable and not self._data_in_flight and any(
+        blocked = sent.fulfillable and not any(st.in_flight for st in self.streams.values()) and any(
             type(f) is StreamDataBlocked for f in sent.packet.frames)
-        self.data_acked += self._data_in_flight
-        self._data_in_flight = 0
+        for st in self.streams.values():
+            st.acked += st.in_flight
+            st.in_flight = 0
+        self._closes_done()
         if sent.fulfillable and sent.amount:
             self.counters.sent += sent.amount
             if response is not None:
-                self.counters.delivered += response.prepare_amount
+                arrived = response.prepare_amount
             else:  # the receiver accepted at least what we asked for
-                self.counters.delivered += sent.packet.prepare_amount
+                arrived = sent.packet.prepare_amount
+            self.counters.delivered += arrived
+            for sid, part in self._split_in_flight.items():
+                # the receiver splits what arrived by the shares, floored
+                self.streams[sid].sent += part
+                self.streams[sid].delivered += arrived * part // sent.amount
             self._strikes.clear()
             self._retry_delay = _RETRY_DELAY
             self._expiry = PACKET_EXPIRY_SECONDS
             self.window = min(self.max_packet_amount, max(self.window, sent.amount) * 2)
         if response is not None:
             self._read_frames(response)
-        if blocked and self._phase == "data" \
-                and min(self.remote_stream_max_data, self.remote_connection_max_data) <= self.data_acked:
+        if blocked and self._phase == "data" and self._data_blocked():
             self._back_off("blocked", _MAX_BLOCKED, "rejected", None,
                            "the receiver does not open its flow-control window")
         elif self._phase == "data":
@@ -380,13 +535,28 @@ class SendState:
         if self._phase == "close":
             self._finish()
 
+    def _data_blocked(self) -> bool:
+        """Whether no stream with data left may send a byte now."""
+        if self.remote_connection_max_data <= self.data_acked:
+            return True
+        return all(st.max_data <= st.acked for st in self.streams.values() if st.acked < len(st.data))
+
+    def _closes_done(self) -> None:
+        for sid in self._closes_in_flight:
+            self.streams[sid].close_sent = True
+        self._closes_in_flight = []
+
     def rejected(self, code: str, data: bytes, response: Optional[StreamPacket],
                  message: str = "") -> None:
         """The Prepare was rejected with ``code``; ``response`` is the decrypted STREAM reply in
         the Reject's data (``None`` if there was none or it did not decrypt)."""
         sent = self._take()
         self.counters.rejected += 1
-        self._data_in_flight = 0  # sent again
+        for st in self.streams.values():
+            st.in_flight = 0  # sent again
+        if code == "F99" and response is not None:
+            self._closes_done()  # the receiver read the packet's frames
+        self._closes_in_flight = []
         if self._phase == "close":
             return self._finish()
         closed = self._read_frames(response) if response is not None else False
@@ -415,7 +585,9 @@ class SendState:
     def no_response(self, kind: str, message: str) -> None:
         """No answer came: ``kind`` is ``timeout`` or ``unreachable`` (the plugin failed)."""
         self._take()
-        self._data_in_flight = 0
+        for st in self.streams.values():
+            st.in_flight = 0
+        self._closes_in_flight = []
         if self._phase == "close":
             return self._finish()
         self._back_off("none", _MAX_NO_RESPONSE, kind, None, message)
@@ -433,13 +605,15 @@ class SendState:
             kind = type(f)
             if kind is ConnectionAssetDetails:
                 self.destination_asset = (f.source_asset_code, f.source_asset_scale)
-            elif kind is StreamMaxMoney and f.stream_id == STREAM_ID:
-                self.remote_limit = (f.receive_max, f.total_received)
-            elif kind is StreamMaxData and f.stream_id == STREAM_ID:
-                self.remote_stream_max_data = max(self.remote_stream_max_data, f.max_offset)
+            elif kind is StreamMaxMoney and f.stream_id in self.streams:
+                self.streams[f.stream_id].limit = (f.receive_max, f.total_received)
+            elif kind is StreamMaxData and f.stream_id in self.streams:
+                # the receiver's latest word (one packet in flight: no stale replies), which may
+                # be below the 16384 assumed until it speaks
+                self.streams[f.stream_id].max_data = f.max_offset
             elif kind is ConnectionMaxData:
-                self.remote_connection_max_data = max(self.remote_connection_max_data, f.max_offset)
-            elif kind is ConnectionClose or (kind is StreamClose and f.stream_id == STREAM_ID):
+                self.remote_connection_max_data = f.max_offset
+            elif kind is ConnectionClose or (kind is StreamClose and f.stream_id in self.streams):
                 closed = True
             elif kind is StreamData and self.on_data is not None:
                 self.on_data(f.stream_id, f.data)
@@ -465,12 +639,17 @@ class SendState:
             self._strikes.clear()
             return
         # a money packet the receiver refused
-        if self.remote_limit is not None:
-            receive_max, total_received = self.remote_limit
-            if total_received + (sent.packet.prepare_amount or 1) > receive_max:
-                # next() shrinks the packet to the receiver's room, or fails
+        for sid, part in self._split_in_flight.items():
+            limit = self.streams[sid].limit
+            if limit is None:
+                continue
+            receive_max, total_received = limit
+            if total_received + max(1, (sent.packet.prepare_amount * part // sent.amount) if sent.amount else 0) \
+                    > receive_max:
+                # next() shrinks the packet to the receiver's room, or stops the stream
                 self._strike("limit", _MAX_F99, "rejected", "F99",
-                             f"the receiver's limit ({receive_max}, {total_received} received) keeps refusing")
+                             f"the receiver's limit on stream {sid} ({receive_max}, {total_received} "
+                             "received) keeps refusing")
                 return
         if sent.amount and response.prepare_amount < sent.packet.prepare_amount:
             # less arrived than we asked for: the rate moved; re-price from this packet
@@ -522,7 +701,8 @@ class SendState:
             c = self.counters
             self.result = PaymentResult(c.sent, c.delivered, c.packets, c.fulfilled, c.rejected,
                                         self.exchange_rate, self.source_address, self.destination,
-                                        self.data_acked)
+                                        self.data_acked,
+                                        {st.id: (st.sent, st.delivered, st.acked) for st in self.streams.values()})
 
 
 # -- the Twisted driver ------------------------------------------------------------------------------
@@ -535,7 +715,7 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
                  min_exchange_rate: Optional[Decimal] = None, progress: Optional[Callable] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
                  on_data: Optional[Callable] = None, data: Optional[bytes] = None,
-                 data_chunk_size: int = DATA_CHUNK_SIZE) -> Deferred:
+                 data_chunk_size: int = DATA_CHUNK_SIZE, streams: Optional[dict] = None) -> Deferred:
     """Pay ``amount`` (source units) to a STREAM receiver.
 
     :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
@@ -551,8 +731,13 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
     :param data: bytes to send on stream 1 (see :class:`SendState`); the payment finishes once
         the receiver has acknowledged all of them. ``amount`` may be 0 to send data only.
     :param data_chunk_size: the largest ``StreamData`` payload per packet.
+    :param streams: ``{stream_id: {"amount": int, "data": bytes}}`` to send on several streams
+        (odd ids); it replaces ``amount`` (pass 0 or ``None``) and ``data``. See
+        :class:`SendState`; :attr:`PaymentResult.streams` has the per-stream totals.
     :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
     """
+    if streams is not None:
+        _check_streams(streams)  # fail early, before IL-DCP
     encryption_key, fulfillment_key = crypto.derive_keys(shared_secret)
 
     if source_address is None:
@@ -575,7 +760,7 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         address, asset = address_and_asset
         state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
-                          slippage=slippage, data=data, data_chunk_size=data_chunk_size)
+                          slippage=slippage, data=data, data_chunk_size=data_chunk_size, streams=streams)
         state.on_data = on_data
         # RFC 29: both ends answer packets. The receiver may probe the exchange rate back to
         # us (ilp-protocol-stream does, and closes the connection if nothing answers), so
