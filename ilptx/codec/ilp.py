@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Union
 
 from ilptx.codec.address import has_address_charset
@@ -43,6 +43,8 @@ __all__ = [
     "encode_packet",
     "encode_timestamp",
     "decode_timestamp",
+    "timestamp_at",
+    "to_milliseconds",
     "fulfillment_matches",
     "MAX_DATA_LENGTH",
 ]
@@ -210,6 +212,24 @@ def encode_timestamp(when: datetime) -> bytes:
         "%04d%02d%02d%02d%02d%02d%03d"
         % (when.year, when.month, when.day, when.hour, when.minute, when.second, when.microsecond // 1000)
     ).encode("ascii")
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=_UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def timestamp_at(seconds: float, after_ms: int = 0) -> datetime:
+    """The ILP timestamp (aware UTC, whole milliseconds) ``after_ms`` ms after ``seconds``.
+
+    :param seconds: a clock reading (``IReactorTime.seconds()``, seconds since the epoch);
+        the caller reads the clock, so the codec stays free of it.
+    """
+    return _EPOCH + timedelta(milliseconds=int(seconds * 1000) + after_ms)
+
+
+def to_milliseconds(when: datetime) -> int:
+    """:returns: ``when`` as whole milliseconds since the epoch (the inverse of :func:`timestamp_at`)."""
+    return (when - _EPOCH) // _MS
 
 
 def decode_timestamp(raw: bytes) -> datetime:

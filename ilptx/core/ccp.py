@@ -25,7 +25,7 @@ import hashlib
 import hmac as hmac_module
 import os
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, maybeDeferred
@@ -41,7 +41,7 @@ from ilptx.codec.ccp import (
     control_prepare,
     update_prepare,
 )
-from ilptx.codec.ilp import Fulfill, decode_response, encode_packet
+from ilptx.codec.ilp import Fulfill, decode_response, encode_packet, timestamp_at
 from ilptx.errors import BadRequestError
 
 __all__ = ["Route", "CcpReceiver", "CcpSender", "RouteManager", "RELATION_PRIORITY", "MAX_EPOCHS_PER_UPDATE"]
@@ -53,7 +53,6 @@ CCP_REQUEST_EXPIRY_MS = CCP_PREPARE_EXPIRY_MS  # 60 s, as ilp-protocol-ccp
 #: higher wins: child > peer > parent (the reference's getRelationPriority)
 RELATION_PRIORITY = {"parent": 0, "peer": 1, "child": 2, "local": 3}
 ZERO_TABLE_ID = bytes(16)
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -66,7 +65,7 @@ class Route:
 
 
 def _expiry(clock) -> datetime:
-    return _EPOCH + timedelta(milliseconds=int(clock.seconds() * 1000) + CCP_REQUEST_EXPIRY_MS)
+    return timestamp_at(clock.seconds(), CCP_REQUEST_EXPIRY_MS)
 
 
 def _send_peer_request(send: Callable, prepare) -> Deferred:

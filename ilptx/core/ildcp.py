@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from ilptx.codec.ildcp import IldcpResponse, request_prepare, response_fulfill
-from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_response, encode_packet
+from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_response, encode_packet, timestamp_at
 from ilptx.codec.oer import DecodeError
 from ilptx.core.accounts import Account
 from ilptx.errors import BadRequestError
@@ -24,7 +23,6 @@ __all__ = ["IldcpHost", "IldcpError", "fetch_config", "AddressInheritance", "IL_
 
 #: How long one IL-DCP request may take (ms) before we retry.
 IL_DCP_TIMEOUT_MS = 10000
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 class IldcpHost:
@@ -62,7 +60,7 @@ def fetch_config(send: Callable, clock, timeout_ms: int = IL_DCP_TIMEOUT_MS) -> 
     :returns: ``Deferred[IldcpResponse]``; errbacks with :class:`IldcpError` (Reject or bad
         data), ``TimeoutError`` (no answer in time) or the plugin's error.
     """
-    expires = _EPOCH + timedelta(milliseconds=int(clock.seconds() * 1000) + timeout_ms)
+    expires = timestamp_at(clock.seconds(), timeout_ms)
     d = maybeDeferred(send, encode_packet(request_prepare(expires)))
     d.addTimeout(timeout_ms / 1000.0, clock)
 

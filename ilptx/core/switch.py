@@ -22,7 +22,7 @@ manager. Money received from a peer runs the account's incoming money pipeline;
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Callable, Optional, Sequence
 
 from twisted.internet.defer import CancelledError, Deferred, DeferredList, maybeDeferred, succeed
@@ -44,6 +44,8 @@ from ilptx.codec.ilp import (
     decode_prepare,
     decode_response,
     encode_packet,
+    timestamp_at,
+    to_milliseconds,
 )
 from ilptx.codec.oer import DecodeError
 from ilptx.core.accounts import Account, Accounts
@@ -63,7 +65,6 @@ from ilptx.errors import (
 
 __all__ = ["PacketSwitch"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 PEER_PROTOCOL_PREFIX = "peer."
 
 
@@ -212,7 +213,7 @@ class PacketSwitch:
             ``minMessageWindow`` would be left for the next hop.
         """
         now_ms = self.clock.seconds() * 1000.0
-        source_ms = (source_expiry - _EPOCH) // timedelta(milliseconds=1)
+        source_ms = to_milliseconds(source_expiry)
         if source_ms < now_ms:
             raise InsufficientTimeoutError(
                 f"source transfer has already expired. sourceExpiry={source_expiry.isoformat()}")
@@ -221,7 +222,7 @@ class PacketSwitch:
         if next_ms - now_ms < window:
             raise InsufficientTimeoutError(
                 f"source transfer expires too soon to complete payment. sourceExpiry={source_expiry.isoformat()}")
-        return _EPOCH + timedelta(milliseconds=next_ms)
+        return timestamp_at(0, next_ms)
 
     # -- money ---------------------------------------------------------------------------------
 

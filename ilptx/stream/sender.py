@@ -53,14 +53,13 @@ packet is counted as not sent, as in the reference).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from decimal import ROUND_FLOOR, Decimal
 from typing import Callable, Optional, Union
 
 from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 
-from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet
+from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet, timestamp_at
 from ilptx.codec.oer import UINT64_MAX, DecodeError
 from ilptx.codec.stream import (
     PACKET_TYPE_PREPARE,
@@ -113,7 +112,6 @@ _MAX_T_OTHER = 5
 _MAX_R = 3
 _MAX_NO_RESPONSE = 3
 _MAX_F99 = 5
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 #: Largest ``StreamData`` payload per packet.
 DATA_CHUNK_SIZE = 1000
 #: What a receiver's stream accepts until it advertises more (as ``ilp-protocol-stream``).
@@ -838,7 +836,7 @@ class _Driver:
     def _send(self, action: Send) -> None:
         data = crypto.encrypt_packet(self.enc, action.packet)
         condition = crypto.condition(self.ful, data) if action.fulfillable else crypto.random_condition()
-        expires = _EPOCH + timedelta(milliseconds=int((self.clock.seconds() + action.expiry) * 1000))
+        expires = timestamp_at(self.clock.seconds() + action.expiry)
         prepare = Prepare(action.amount, expires, condition, self.state.destination, data)
         d = maybeDeferred(self.plugin.send_data, encode_packet(prepare))
         d.addTimeout(action.expiry + 1, self.clock)

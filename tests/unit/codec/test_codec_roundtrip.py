@@ -167,3 +167,15 @@ def test_length_round_trip(n):
     r = Reader(raw)
     assert r.read_length() == n
     assert r.remaining() == 0
+
+
+def test_timestamp_at_is_whole_milliseconds_and_inverts():
+    """timestamp_at truncates a clock reading to whole ms (the wire's precision); to_milliseconds inverts it."""
+    from datetime import datetime, timezone
+
+    from ilptx.codec.ilp import decode_timestamp, encode_timestamp, timestamp_at, to_milliseconds
+
+    when = timestamp_at(1_700_000_000.1234567, 250)
+    assert when == datetime(2023, 11, 14, 22, 13, 20, 373000, tzinfo=timezone.utc)
+    assert to_milliseconds(when) == 1_700_000_000_373
+    assert decode_timestamp(encode_timestamp(when)) == when
