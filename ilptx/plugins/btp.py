@@ -530,11 +530,6 @@ class BtpPlugin(PluginHandlers):
             return fail(PeerUnreachableError(f"BTP peer of account {self.account_id} is not connected"))
         return session.request(lambda rid: Transfer(rid, amount)).addCallback(lambda _: None)
 
-
-
-
-
-
     # -- BtpSession owner -----------------------------------------------------------------
 
     def session_open(self, session: BtpSession) -> None:

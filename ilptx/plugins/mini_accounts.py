@@ -105,7 +105,7 @@ import hmac
 import os
 import re
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from autobahn.websocket.types import ConnectionDeny
@@ -130,7 +130,6 @@ from ilptx.codec.ildcp import (
     ILDCP_DESTINATION,
     PEER_PROTOCOL_CONDITION,
     IldcpResponse,
-    request_prepare,
     response_fulfill,
 )
 from ilptx.codec.ilp import (
@@ -164,6 +163,7 @@ from ilptx.plugins.btp import (
     ms_option as _ms,
     parse_listener,
 )
+from ilptx.core.ildcp import fetch_config
 from ilptx.plugins.base import PluginHandlers
 from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
@@ -182,7 +182,7 @@ __all__ = [
 ]
 
 DEFAULT_PORT = 3000  # the reference's default
-ILDCP_EXPIRY = timedelta(seconds=60)  # the reference's PEER_PROTOCOL_EXPIRY_DURATION
+ILDCP_TIMEOUT_MS = 60000  # the reference's PEER_PROTOCOL_EXPIRY_DURATION
 _UTC = timezone.utc
 
 
@@ -669,28 +669,18 @@ class MiniAccountsPlugin(PluginHandlers):
                        account=self.account_id, amount=amount)
         return succeed(None)
 
-
-
-
-
-
     # -- starting -------------------------------------------------------------------------
 
     def _fetch_ildcp(self) -> Deferred:
-        now = datetime.fromtimestamp(self._reactor.seconds(), _UTC)
-        request = encode_packet(request_prepare(now + ILDCP_EXPIRY))
+        """Ask the connector (through the data handler) for the account's address (RFC 31)."""
 
-        def answered(reply: bytes) -> None:
-            response = decode_response(reply)
-            if isinstance(response, Reject):
-                raise RuntimeError(f"IL-DCP failed: {response.message}")
-            info = IldcpResponse.decode(response.data)
+        def answered(info: IldcpResponse) -> None:
             self._log.info("{account}: IL-DCP: account address {address}, {code} scale {scale}",
                            account=self.account_id, address=info.client_address,
                            code=info.asset_code, scale=info.asset_scale)
             self.set_account_address(info.client_address, info.asset_code, info.asset_scale)
 
-        return maybeDeferred(self.data_handler, request).addCallback(answered)
+        return fetch_config(self.data_handler, self._reactor, ILDCP_TIMEOUT_MS).addCallback(answered)
 
     def _listen(self) -> Deferred:
         if not self._running:
@@ -734,7 +724,6 @@ class MiniAccountsPlugin(PluginHandlers):
                 d.errback(result)
             else:
                 d.callback(result)
-
 
     # -- connections and logins -----------------------------------------------------------
 
