@@ -19,11 +19,13 @@ import hashlib
 from typing import Callable, Iterable, Optional
 
 from twisted.internet.defer import Deferred, fail, maybeDeferred, succeed
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ilptx.codec.ilp import ErrorCode, Fulfill, Reject, decode_prepare, encode_packet
 from ilptx.errors import PeerUnreachableError
 from ilptx.interfaces import ILedgerPlugin
+from ilptx.plugins.base import PluginHandlers
 
 __all__ = ["MemoryPlugin", "linked_plugins", "fulfilling_handler", "condition_for"]
 
@@ -34,7 +36,7 @@ def condition_for(fulfillment: bytes) -> bytes:
 
 
 @implementer(ILedgerPlugin)
-class MemoryPlugin:
+class MemoryPlugin(PluginHandlers):
     """An in-memory ledger plugin. Pair two with :func:`linked_plugins`.
 
     :ivar sent_money: amounts passed to :meth:`send_money`, in order.
@@ -45,20 +47,19 @@ class MemoryPlugin:
         self.account_id = account_id
         self.peer: Optional[MemoryPlugin] = None
         self.connected = False
-        self.data_handler: Optional[Callable] = None
-        self.money_handler: Optional[Callable] = None
+        self._log = Logger()
+        self._init_handlers()
         self.sent_money: list[int] = []
         self.received_money: list[int] = []
         self.money_keys: list[Optional[str]] = []
         self.fail_money: Optional[BaseException] = None
-        self._listeners: list[Callable[[bool], None]] = []
 
     def connect(self) -> Deferred:
         """Mark this side connected; both sides' listeners hear ``True`` once the link is up."""
         self.connected = True
         if self.is_connected():
-            for listener in self._listeners + self.peer._listeners:
-                listener(True)
+            self._notify_connection(True)
+            self.peer._notify_connection(True)
         return succeed(None)
 
     def disconnect(self) -> Deferred:
@@ -66,8 +67,8 @@ class MemoryPlugin:
         was_up = self.is_connected()
         self.connected = False
         if was_up:
-            for listener in self._listeners + self.peer._listeners:
-                listener(False)
+            self._notify_connection(False)
+            self.peer._notify_connection(False)
         return succeed(None)
 
     def is_connected(self) -> bool:
@@ -95,30 +96,6 @@ class MemoryPlugin:
         if peer.money_handler is None:
             return succeed(None)
         return maybeDeferred(peer.money_handler, amount)
-
-    def register_data_handler(self, handler: Callable) -> None:
-        """See ILedgerPlugin.register_data_handler."""
-        if self.data_handler is not None:
-            raise RuntimeError("a data handler is already registered")
-        self.data_handler = handler
-
-    def deregister_data_handler(self) -> None:
-        """See ILedgerPlugin.deregister_data_handler."""
-        self.data_handler = None
-
-    def register_money_handler(self, handler: Callable) -> None:
-        """See ILedgerPlugin.register_money_handler."""
-        if self.money_handler is not None:
-            raise RuntimeError("a money handler is already registered")
-        self.money_handler = handler
-
-    def deregister_money_handler(self) -> None:
-        """See ILedgerPlugin.deregister_money_handler."""
-        self.money_handler = None
-
-    def add_connection_listener(self, listener: Callable[[bool], None]) -> None:
-        """See ILedgerPlugin.add_connection_listener."""
-        self._listeners.append(listener)
 
 
 def linked_plugins(a_id: str = "a", b_id: str = "b") -> tuple[MemoryPlugin, MemoryPlugin]:

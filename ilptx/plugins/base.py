@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import Callable, Optional
 
 from twisted.logger import LogLevel
+from twisted.python.failure import Failure
 
-__all__ = ["PluginHandlers"]
+__all__ = ["PluginHandlers", "resolve_all"]
 
 
 class PluginHandlers:
@@ -67,3 +68,12 @@ class PluginHandlers:
             except Exception:
                 self._log.failure("{account}: connection listener failed", None, LogLevel.error,
                                   account=self.account_id)
+
+
+def resolve_all(waiters: list, result) -> None:
+    """Fire every Deferred in ``waiters`` with ``result`` (errback if it is a Failure)."""
+    for d in waiters:
+        if isinstance(result, Failure):
+            d.errback(result)
+        else:
+            d.callback(result)

@@ -103,7 +103,7 @@ from ilptx.codec.btp import (
 from ilptx.codec.oer import UINT64_MAX
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import ILedgerPlugin
-from ilptx.plugins.base import PluginHandlers
+from ilptx.plugins.base import PluginHandlers, resolve_all
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import (
     BtpAuthError,
@@ -684,11 +684,7 @@ class BtpPlugin(PluginHandlers):
 
     def _fire_ready(self, result) -> None:
         waiters, self._ready_waiters = self._ready_waiters, []
-        for d in waiters:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
+        resolve_all(waiters, result)
 
     def _set_connected(self, connected: bool) -> None:
         if connected == self._connected:

@@ -164,7 +164,7 @@ from ilptx.plugins.btp import (
     parse_listener,
 )
 from ilptx.core.ildcp import fetch_config
-from ilptx.plugins.base import PluginHandlers
+from ilptx.plugins.base import PluginHandlers, resolve_all
 from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import BtpSession, Role
@@ -719,11 +719,7 @@ class MiniAccountsPlugin(PluginHandlers):
 
     def _fire(self, result) -> None:
         waiters, self._waiters = self._waiters, []
-        for d in waiters:
-            if isinstance(result, Failure):
-                d.errback(result)
-            else:
-                d.callback(result)
+        resolve_all(waiters, result)
 
     # -- connections and logins -----------------------------------------------------------
 

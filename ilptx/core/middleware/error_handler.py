@@ -10,7 +10,7 @@ pipeline it logs the failure and passes it on (the ledger plugin reports it to t
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -36,21 +36,12 @@ class ErrorHandlerMiddleware(Middleware):
         self._address = address
 
     def incoming(self, account, prepare, next_handler) -> Deferred:
-        """Run the rest of the pipeline; never fails: errors become Rejects."""
-        try:
-            d = next_handler(account, prepare)
-        except IlpError as exc:
-            return succeed(exc.to_reject(self._address()))
-        except Exception:
-            return succeed(self._reject(Failure(), account))
-        return d.addErrback(self._reject, account)
+        """Run the rest of the pipeline; never fails: errors (raised or failed) become Rejects."""
+        return maybeDeferred(next_handler, account, prepare).addErrback(self._reject, account)
 
     def incoming_money(self, account, amount, next_handler) -> Deferred:
         """Run the money pipeline; log a failure and pass it on."""
-        try:
-            d = next_handler(account, amount)
-        except Exception:
-            d = fail()
+        d = maybeDeferred(next_handler, account, amount)
 
         def failed(failure: Failure):
             level = "warn" if failure.check(IlpError) else "failure"

@@ -7,7 +7,7 @@ inside, before it became a Reject) for packets; ``succeeded`` / ``failed`` for m
 
 from __future__ import annotations
 
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred, maybeDeferred
 from zope.interface import implementer
 
 from ilptx.codec.ilp import Fulfill
@@ -29,10 +29,7 @@ class StatsMiddleware(Middleware):
         self._stats = stats
 
     def _packets(self, report, account, prepare, next_handler) -> Deferred:
-        try:
-            d = next_handler(account, prepare)
-        except Exception:
-            d = fail()
+        d = maybeDeferred(next_handler, account, prepare)
         amount = prepare.amount
 
         def done(result):
@@ -56,10 +53,7 @@ class StatsMiddleware(Middleware):
         return self._packets(self._stats.outgoing_packet, account, prepare, next_handler)
 
     def _money(self, report, account, amount, next_handler) -> Deferred:
-        try:
-            d = next_handler(account, amount)
-        except Exception:
-            d = fail()
+        d = maybeDeferred(next_handler, account, amount)
 
         def ok(result):
             report(account, "succeeded", amount)
