@@ -62,12 +62,17 @@ class OneToOneBackend:
 
     def __init__(self, spread: Decimal = Decimal(0)) -> None:
         self.spread = Decimal(spread)
+        self._by_scales: dict[tuple[int, int], Decimal] = {}  # the rate is fixed: compute it once
 
     def rate(self, source_asset_code: str, source_asset_scale: int,
              destination_asset_code: str, destination_asset_scale: int) -> Decimal:
         """:returns: destination base units per source base unit (asset codes are ignored)."""
-        raw = (Decimal(1) - self.spread).scaleb(destination_asset_scale - source_asset_scale)
-        return _RATE_CONTEXT.plus(raw)
+        key = (source_asset_scale, destination_asset_scale)
+        rate = self._by_scales.get(key)
+        if rate is None:
+            raw = (Decimal(1) - self.spread).scaleb(destination_asset_scale - source_asset_scale)
+            rate = self._by_scales[key] = _RATE_CONTEXT.plus(raw)
+        return rate
 
     def connect(self):
         """Nothing to fetch."""
@@ -152,13 +157,17 @@ class StaticBackend:
                 raise ValueError(f"rate of {code} must be positive, not {rate}")
         self.rates = MappingProxyType(table)
         self.spread = Decimal(spread)
+        self._cache: dict[tuple, Decimal] = {}  # fixed table: each pair of assets is priced once
 
     def rate(self, source_asset_code: str, source_asset_scale: int,
              destination_asset_code: str, destination_asset_scale: int) -> Decimal:
         """:returns: destination base units per source base unit, after spread.
         :raises UnreachableError: (F02) an asset code is not in the table."""
-        return cross_rate(self.rates, self.spread, source_asset_code, source_asset_scale,
-                          destination_asset_code, destination_asset_scale)
+        key = (source_asset_code, source_asset_scale, destination_asset_code, destination_asset_scale)
+        rate = self._cache.get(key)
+        if rate is None:
+            rate = self._cache[key] = cross_rate(self.rates, self.spread, *key)
+        return rate
 
     def connect(self):
         """Nothing to fetch."""
