@@ -14,9 +14,7 @@ Needs ``npm ci`` in tests/interop. Prints one line per sender and a JSON line wi
 from __future__ import annotations
 
 import argparse
-import base64
 import json
-import re
 import shutil
 import signal
 import socket

@@ -236,16 +236,16 @@ def encode_frame(frame: Frame) -> bytes:
     if not isinstance(rid, int) or isinstance(rid, bool) or not 0 <= rid <= 0xFFFFFFFF:
         raise EncodeError(f"request id {rid!r} is not a UInt32")
     pd = _encode_protocol_data(frame.protocol_data)
-    if cls is Message:
+    if isinstance(frame, Message):
         type_id, body = TYPE_MESSAGE, pd
-    elif cls is Response:
+    elif isinstance(frame, Response):
         type_id, body = TYPE_RESPONSE, pd
-    elif cls is Transfer:
+    elif isinstance(frame, Transfer):
         amount = frame.amount
         if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX:
             raise EncodeError(f"transfer amount {amount!r} is not a UInt64")
         type_id, body = TYPE_TRANSFER, amount.to_bytes(8, "big") + pd
-    elif cls is Error:
+    elif isinstance(frame, Error):
         code = frame.code
         if not isinstance(code, str) or len(code) != 3 or not code.isascii():
             raise EncodeError(f"BTP error code {code!r} must be 3 ASCII characters")

@@ -275,8 +275,8 @@ def encode_packet(packet: Packet) -> bytes:
     :raises EncodeError: a field is out of range (amount not a UInt64, condition not 32 bytes,
         data over 32767 bytes, code not 3 ASCII characters, invalid address, naive expiry).
     """
-    cls = type(packet)
-    if cls is Prepare:
+    # isinstance, not type(): the same speed for exact types, and mypy narrows on it
+    if isinstance(packet, Prepare):
         amount = packet.amount
         if not isinstance(amount, int) or isinstance(amount, bool) or not 0 <= amount <= UINT64_MAX:
             raise EncodeError(f"amount {amount!r} is not a UInt64")
@@ -290,11 +290,11 @@ def encode_packet(packet: Packet) -> bytes:
             encode_var_octet_string(packet.data),
         ))
         return _envelope(TYPE_PREPARE, body)
-    if cls is Fulfill:
+    if isinstance(packet, Fulfill):
         _check_bytes("fulfillment", packet.fulfillment, size=32)
         _check_bytes("data", packet.data, max_size=MAX_DATA_LENGTH)
         return _envelope(TYPE_FULFILL, packet.fulfillment + encode_var_octet_string(packet.data))
-    if cls is Reject:
+    if isinstance(packet, Reject):
         code = packet.code
         if not isinstance(code, str) or len(code) != 3 or not code.isascii():
             raise EncodeError(f"error code {code!r} must be 3 ASCII characters")
@@ -308,7 +308,7 @@ def encode_packet(packet: Packet) -> bytes:
             encode_var_octet_string(packet.data),
         ))
         return _envelope(TYPE_REJECT, body)
-    raise EncodeError(f"not an ILP packet: {cls.__name__}")
+    raise EncodeError(f"not an ILP packet: {type(packet).__name__}")
 
 
 # -- decoding -------------------------------------------------------------------------------

@@ -27,8 +27,8 @@ are dropped, frames ahead of the read offset are held) and hands them to ``on_st
 Flow control: a stream accepts bytes up to ``delivered + max_stream_data`` and the connection
 up to ``delivered on all streams + max_connection_data - bytes held out of order``; every reply
 advertises them (``ConnectionMaxData``, and ``StreamMaxMoney`` and ``StreamMaxData`` per open
-stream, in Fulfill and ``F99`` replies alike, unless the connection is closed). A frame beyond either limit closes the connection with ``FlowControlError``
-(``ConnectionClose`` in the ``F99`` reply).
+stream, in Fulfill and ``F99`` replies alike, unless the connection is closed). A frame beyond either limit closes
+the connection with ``FlowControlError`` (``ConnectionClose`` in the ``F99`` reply).
 
 This module does not send money (see the STREAM sender). Connections idle for
 ``idle_timeout`` seconds are forgotten.

@@ -1,6 +1,7 @@
 """Helpers for tests that run real processes: twistd connectors, node scripts, free ports.
 
-Imported as ``integration.procs`` (``tests/conftest.py`` puts ``tests/`` on ``sys.path``). It lives with the integration tests because only tests of real processes may wait (``time.sleep``).
+Imported as ``integration.procs`` (``tests/conftest.py`` puts ``tests/`` on ``sys.path``). It lives with the
+integration tests because only tests of real processes may wait (``time.sleep``).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ class Process:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-                raise AssertionError(f"process did not stop within {timeout} s of signal {sig}\n{self.output()}")
+                raise AssertionError(f"process did not stop within {timeout} s of signal {sig}\n{self.output()}") from None
         return self.proc.returncode
 
     def close(self) -> None:

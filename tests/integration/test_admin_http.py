@@ -21,7 +21,7 @@ def config(admin_port: int, btp_ports, **extra) -> dict:
     accounts = {name: {"relation": "child", "plugin": "btp", "assetCode": "USD", "assetScale": 9,
                        "balance": {"maximum": "1000"},
                        "options": {"listener": {"host": "127.0.0.1", "port": port, "secret": name}}}
-                for name, port in zip(("alice", "bob"), btp_ports)}
+                for name, port in zip(("alice", "bob"), btp_ports, strict=True)}
     return {"ilpAddress": "test.admin", "accounts": accounts, "adminApi": True, "adminApiPort": admin_port,
             "adminApiHost": "127.0.0.1", **extra}
 

@@ -77,7 +77,7 @@ def read_sqlite_balances(path) -> dict:
 
 @pytest_twisted.inlineCallbacks
 def run_crash(processes, tmp_path, store: dict, read_balances, kill_mode: str):
-    ports = dict(zip(("alice", "bob"), free_ports(2)))
+    ports = dict(zip(("alice", "bob"), free_ports(2), strict=True))
     config_path = tmp_path / "connector.json"
     config_path.write_text(json.dumps(connector_config(store, ports)))
     connector = processes.connector(["--config", str(config_path)])
@@ -95,7 +95,6 @@ def run_crash(processes, tmp_path, store: dict, read_balances, kill_mode: str):
     rejected: list[int] = []
     unanswered: list[int] = []
     state = {"next": 0, "killed": False}
-    done = Deferred()
 
     def kill():
         state["killed"] = True

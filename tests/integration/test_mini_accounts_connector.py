@@ -14,6 +14,7 @@ from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.config import parse_config
 from ilptx.node import build_connector
 from ilptx.plugins.btp import BtpPlugin
+from ilptx.transport.btp_session import BtpAuthError
 from ilptx.stores.memory import MemoryStore
 from ilptx.testing import fulfilling_handler
 
@@ -61,7 +62,7 @@ def test_two_clients_of_one_mini_accounts_account_pay_each_other():
         # someone else cannot log in as alice
         impostor = BtpPlugin({"server": f"btp+ws://alice:other@127.0.0.1:{port}"}, account_id="x", reactor=reactor)
         clients.append(impostor)
-        with pytest.raises(Exception):
+        with pytest.raises(BtpAuthError):
             yield impostor.connect()
     finally:
         for client in clients:

@@ -72,7 +72,6 @@ def test_ilptx_sender_streams_data_to_js_receiver(tmp_path, processes):
 @pytest_twisted.inlineCallbacks
 def test_js_sender_streams_data_to_ilptx_receiver(tmp_path, processes):
     """20,000 bytes written by an ilp-protocol-stream sender reach our receiver's stream in order."""
-    import os
 
     from twisted.internet.utils import getProcessOutputAndValue
 

@@ -87,7 +87,7 @@ def pay_through(connector, ports: dict[str, int], node: str) -> None:
 def test_stream_payment_through_reference_connector(tmp_path, processes):
     """The harness moves exactly 1,000,000 through the JS reference connector, which exits 0 on SIGTERM."""
     node = require_node()
-    ports = dict(zip(("alice", "bob"), free_ports(2)))
+    ports = dict(zip(("alice", "bob"), free_ports(2), strict=True))
     config = tmp_path / "reference.json"
     config.write_text(json.dumps(connector_config(ports)))
     connector = processes.run([node, str(HERE / "run_reference_connector.js"), "--config", str(config)])
@@ -98,7 +98,7 @@ def test_stream_payment_through_reference_connector(tmp_path, processes):
 def test_stream_payment_through_ilptx(tmp_path, processes):
     """A 1,000,000 STREAM payment from the JS stack crosses ``twistd -n ilpconnector`` exactly; SIGTERM stops it cleanly."""
     node = require_node()
-    ports = dict(zip(("alice", "bob"), free_ports(2)))
+    ports = dict(zip(("alice", "bob"), free_ports(2), strict=True))
     config = tmp_path / "connector.yml"
     config.write_text(yaml.safe_dump(connector_config(ports)))
     connector = processes.connector(["--config", str(config)])

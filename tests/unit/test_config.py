@@ -3,6 +3,7 @@
 from decimal import Decimal
 from pathlib import Path
 
+import dataclasses
 import json
 
 import pytest
@@ -118,7 +119,7 @@ def test_unreadable_file():
 def test_config_is_frozen():
     """The validated config cannot be changed after start-up."""
     cfg = parse_config(minimal())
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         cfg.ilp_address = "test.other"
     with pytest.raises(TypeError):
         cfg.account("peer").options["x"] = 1

@@ -53,10 +53,11 @@ class Middleware:
     """Base for built-ins: every handler absent unless a subclass defines it."""
 
     name = "middleware"
-    incoming = None
-    outgoing = None
-    incoming_money = None
-    outgoing_money = None
+    #: each handler is ``None`` (not in that pipeline) or a callable, as :class:`IMiddleware` says
+    incoming: Optional[Callable[..., Any]] = None
+    outgoing: Optional[Callable[..., Any]] = None
+    incoming_money: Optional[Callable[..., Any]] = None
+    outgoing_money: Optional[Callable[..., Any]] = None
 
     def start(self) -> None:
         """No timers by default."""

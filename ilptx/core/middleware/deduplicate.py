@@ -49,7 +49,7 @@ class _Outcome:
     def share(self) -> Deferred:
         if self.waiters is None:
             if isinstance(self.result, Failure):
-                d = Deferred()
+                d: Deferred = Deferred()
                 d.errback(self.result)
                 return d
             return succeed(self.result)

@@ -30,18 +30,17 @@ class ThroughputMiddleware(Middleware):
     def __init__(self, incoming_bucket, outgoing_bucket) -> None:
         self.incoming_bucket = incoming_bucket
         self.outgoing_bucket = outgoing_bucket
-        if incoming_bucket is None:
-            self.incoming = None
-        if outgoing_bucket is None:
-            self.outgoing = None
+        # a direction without a bucket is not in that pipeline at all
+        self.incoming = self._incoming if incoming_bucket is not None else None
+        self.outgoing = self._outgoing if outgoing_bucket is not None else None
 
-    def incoming(self, account, prepare, next_handler) -> Deferred:  # noqa: F811 (may be None per account)
+    def _incoming(self, account, prepare, next_handler) -> Deferred:
         """T04 when the incoming value bucket cannot cover ``prepare.amount``."""
         if not self.incoming_bucket.take(prepare.amount):
             raise InsufficientLiquidityError("exceeded money bandwidth, throttling.")
         return next_handler(account, prepare)
 
-    def outgoing(self, account, prepare, next_handler) -> Deferred:  # noqa: F811
+    def _outgoing(self, account, prepare, next_handler) -> Deferred:
         """T04 when the outgoing value bucket cannot cover ``prepare.amount``."""
         if not self.outgoing_bucket.take(prepare.amount):
             raise InsufficientLiquidityError("exceeded money bandwidth, throttling.")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import random
 
-import pytest
 import pytest_twisted
 from twisted.internet.defer import gatherResults
 from zope.interface.verify import verifyObject

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from zope.interface import implementer
 
 from admin_harness import Node, child
 from ilptx.codec.ilp import Fulfill, Reject, encode_packet

@@ -103,7 +103,8 @@ def test_has_address_charset_is_the_asn1_constraint():
 
 @pytest.mark.parametrize(
     "segment, ok",
-    [("bob", True), ("~ipr", True), ("A-Z_0~9", True), ("", False), ("a.b", False), ("a b", False), ("\u00e9", False), ("a\n", False)],
+    [("bob", True), ("~ipr", True), ("A-Z_0~9", True), ("", False), ("a.b", False), ("a b", False), ("\u00e9", False),
+     ("a\n", False)],
 )
 def test_is_valid_segment(segment, ok):
     """is_valid_segment accepts 1+ characters of [A-Za-z0-9_~-] and nothing else."""

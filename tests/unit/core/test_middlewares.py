@@ -10,7 +10,7 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from twisted.internet.defer import Deferred, fail
+from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 from zope.interface import implementer
 

@@ -11,7 +11,7 @@ from twisted.internet.defer import Deferred
 from twisted.internet.task import Clock
 
 from ilptx.codec.ildcp import IldcpResponse, PEER_PROTOCOL_CONDITION, request_prepare
-from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet
+from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_response, encode_packet
 from ilptx.core.accounts import Account, Accounts
 from ilptx.core.middleware.error_handler import ErrorHandlerMiddleware
 from ilptx.core.middleware.expire import ExpireMiddleware

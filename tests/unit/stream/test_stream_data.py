@@ -6,7 +6,6 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime, timezone
 
-import pytest
 from twisted.internet.task import Clock
 
 from ilptx.codec.ildcp import IldcpResponse, response_fulfill
