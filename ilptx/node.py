@@ -31,7 +31,7 @@ from ilptx.interfaces import ILedgerPlugin, IStore
 from ilptx.metrics import PrometheusStats
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
-__all__ = ["Connector", "OrderedMultiService", "StartupError", "build_connector", "runtime_account_config",
+__all__ = ["Connector", "OrderedMultiService", "StartupError", "Step", "build_connector", "runtime_account_config",
            "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
 
 #: The connector's address until a parent tells it (IL-DCP), as in the reference.
@@ -139,7 +139,7 @@ class OrderedMultiService(MultiService):
                     _log.failure("stopping {service} failed", service=child.name or child)
 
 
-class _Step(Service):
+class Step(Service):
     """One child of the :class:`Connector`: a named start-up step.
 
     :param name: the service name (``connector.getServiceNamed(name)``).
@@ -223,12 +223,12 @@ class Connector(OrderedMultiService):
         #: takes our address from a parent when ``ilpAddress`` is not configured
         self.inheritance: Optional[AddressInheritance] = None
         store_key = "storePath" if config.raw["store"] != "memory" else "store"
-        for step in (_Step("store", store_key, self._open_store, self.store.close),
-                     _Step("rates", "backend", self.rate_backend.connect, self.rate_backend.disconnect),
-                     _Step("middlewares", "middlewares", self._start_middlewares, self._stop_middlewares),
-                     _Step("settlement", "store", self.settlement.resume, self.settlement.stop),
-                     _Step("routing", "routeBroadcastEnabled", self._start_routing, self._stop_routing),
-                     _Step("plugins", "accounts", self._connect_plugins, self._disconnect_plugins)):
+        for step in (Step("store", store_key, self._open_store, self.store.close),
+                     Step("rates", "backend", self.rate_backend.connect, self.rate_backend.disconnect),
+                     Step("middlewares", "middlewares", self._start_middlewares, self._stop_middlewares),
+                     Step("settlement", "store", self.settlement.resume, self.settlement.stop),
+                     Step("routing", "routeBroadcastEnabled", self._start_routing, self._stop_routing),
+                     Step("plugins", "accounts", self._connect_plugins, self._disconnect_plugins)):
             step.setServiceParent(self)
 
     @property
