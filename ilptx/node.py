@@ -222,7 +222,9 @@ class Connector(OrderedMultiService):
         self._account_builder = account_builder
         #: takes our address from a parent when ``ilpAddress`` is not configured
         self.inheritance: Optional[AddressInheritance] = None
-        store_key = "storePath" if config.raw["store"] != "memory" else "store"
+        raw = config.raw  # the key a store that cannot open is reported under
+        store_key = ("store" if raw["store"] in ("memory", "memdown") else
+                     "storeConfig" if raw["store"] == "redis" and not raw["storePath"] else "storePath")
         for step in (Step("store", store_key, self._open_store, self.store.close),
                      Step("rates", "backend", self.rate_backend.connect, self.rate_backend.disconnect),
                      Step("middlewares", "middlewares", self._start_middlewares, self._stop_middlewares),
@@ -247,7 +249,10 @@ class Connector(OrderedMultiService):
         """Start the steps in order. :returns: :attr:`ready`."""
         self.log.info("ilptx connector {address} starting with {count} accounts (store: {store})",
                       address=self.address, count=len(self.accounts), store=getattr(self.store, "name", "?"))
-        return super().startService()
+        ready = super().startService()
+        self.when_started().addCallbacks(
+            lambda _: self.log.info("ilptx connector {address} ready", address=self.address), lambda _: None)
+        return ready
 
     # -- the steps -----------------------------------------------------------------------------
 
