@@ -225,10 +225,11 @@ class Connector(OrderedMultiService):
         raw = config.raw  # the key a store that cannot open is reported under
         store_key = ("store" if raw["store"] in ("memory", "memdown") else
                      "storeConfig" if raw["store"] == "redis" and not raw["storePath"] else "storePath")
-        for step in (Step("store", store_key, self._open_store, self.store.close),
-                     Step("rates", "backend", self.rate_backend.connect, self.rate_backend.disconnect),
+        for step in (Step("store", store_key, self._open_store, lambda: self.store.close()),
+                     Step("rates", "backend", lambda: self.rate_backend.connect(),
+                          lambda: self.rate_backend.disconnect()),
                      Step("middlewares", "middlewares", self._start_middlewares, self._stop_middlewares),
-                     Step("settlement", "store", self.settlement.resume, self.settlement.stop),
+                     Step("settlement", "store", lambda: self.settlement.resume(), lambda: self.settlement.stop()),
                      Step("routing", "routeBroadcastEnabled", self._start_routing, self._stop_routing),
                      Step("plugins", "accounts", self._connect_plugins, self._disconnect_plugins)):
             step.setServiceParent(self)
