@@ -48,7 +48,7 @@ def outcome(d):
 
 
 def test_children_start_one_after_another_and_stop_in_reverse():
-    """A child starts only once the previous child's startService Deferred fired; stop goes last-first, one at a time."""
+    """A child starts once the previous child's startService Deferred fired; stop goes last-first, one at a time."""
     events, gates, stop_gate = [], [Deferred(), Deferred()], Deferred()
     top = OrderedMultiService()
     Recorder("a", events, start=lambda: gates[0]).setServiceParent(top)
@@ -117,7 +117,8 @@ class FailingStore(MemoryStore):
         self.closed = 0
 
     def open(self):
-        return fail(StoreOpenError("storePath", "/x is a read-only file (sqlite: attempt to write a readonly database)"))
+        return fail(StoreOpenError("storePath", "/x is a read-only file "
+                                                "(sqlite: attempt to write a readonly database)"))
 
     def close(self):
         self.closed += 1

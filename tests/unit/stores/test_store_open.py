@@ -1,4 +1,4 @@
-"""Opening a store: where the SQLite file goes (storePath a folder, store: leveldown) and why it cannot open, in one line."""
+"""Opening a store: where the SQLite file goes (storePath a folder, store: leveldown), why it cannot open."""
 
 from __future__ import annotations
 
