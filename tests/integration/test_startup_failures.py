@@ -63,22 +63,12 @@ def test_store_path_in_a_missing_directory(tmp_path):
                             f"does not exist (sqlite: unable to open database file)")
 
 
-def test_store_path_a_read_only_file(tmp_path):
+def test_store_path_a_read_only_file(tmp_path, read_only_file):
     """store: sqlite with a read-only storePath file (immutable when run as root): one line saying so, exit 2."""
-    path = tmp_path / "ro.sqlite"
-    path.write_bytes(b"")
-    path.chmod(0o444)
-    immutable = os.geteuid() == 0
-    if immutable:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-    try:
-        (port,) = free_ports(1)
-        config = write_config(tmp_path, store="sqlite", storePath=str(path), accounts={"a": child(port)})
-        assert_one_line(config, f"ilpconnector: start-up failed: storePath: {path} is a read-only file "
-                                f"(sqlite: attempt to write a readonly database)")
-    finally:
-        if immutable:
-            subprocess.run(["chattr", "-i", str(path)], check=True)
+    (port,) = free_ports(1)
+    config = write_config(tmp_path, store="sqlite", storePath=str(read_only_file), accounts={"a": child(port)})
+    assert_one_line(config, f"ilpconnector: start-up failed: storePath: {read_only_file} is a read-only file "
+                            f"(sqlite: attempt to write a readonly database)")
 
 
 def test_store_path_on_a_read_only_filesystem(tmp_path):

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
@@ -33,50 +30,30 @@ def test_memdown_is_memory():
     assert isinstance(make_store("memdown", "", {}, Clock()), MemoryStore)
 
 
-@pytest.fixture
-def read_only_file(tmp_path):
-    """A file no one may write: mode 0444, and immutable (chattr +i) when running as root, whom modes do not stop."""
-    path = tmp_path / "ro.sqlite"
-    path.write_bytes(b"")
-    path.chmod(0o444)
-    immutable = os.geteuid() == 0
-    if immutable:
-        subprocess.run(["chattr", "+i", str(path)], check=True)
-    yield path
-    if immutable:
-        subprocess.run(["chattr", "-i", str(path)], check=True)
-
-
-def open_error(path):
-    from twisted.internet import reactor
-
-    return SqliteStore(str(path), reactor=reactor).open()
-
-
-@pytest_twisted.inlineCallbacks
-def test_missing_directory_is_named(tmp_path):
-    """A storePath whose directory does not exist: StoreOpenError naming storePath and the directory."""
+def missing_directory(tmp_path, request):
     path = tmp_path / "nope" / "x.sqlite"
-    with pytest.raises(StoreOpenError) as info:
-        yield open_error(path)
-    assert str(info.value) == (f"storePath: {path}: the directory {tmp_path / 'nope'} does not exist "
-                               f"(sqlite: unable to open database file)")
+    return path, (f"storePath: {path}: the directory {tmp_path / 'nope'} does not exist "
+                  f"(sqlite: unable to open database file)")
 
 
-@pytest_twisted.inlineCallbacks
-def test_read_only_file_is_named(read_only_file):
-    """A read-only storePath file: StoreOpenError saying so, with SQLite's message."""
-    with pytest.raises(StoreOpenError) as info:
-        yield open_error(read_only_file)
-    assert str(info.value) == (f"storePath: {read_only_file} is a read-only file "
-                               f"(sqlite: attempt to write a readonly database)")
+def read_only(tmp_path, request):
+    path = request.getfixturevalue("read_only_file")
+    return path, f"storePath: {path} is a read-only file (sqlite: attempt to write a readonly database)"
 
 
-@pytest_twisted.inlineCallbacks
-def test_not_a_database_is_named(tmp_path):
-    """A storePath file that is not SQLite: StoreOpenError saying so."""
+def not_a_database(tmp_path, request):
     path = tmp_path / "notes.txt"
     path.write_text("hello, this is not a database file at all" * 100)
+    return path, f"storePath: {path} is not an SQLite database (sqlite: file is not a database)"
+
+
+@pytest.mark.parametrize("case", [missing_directory, read_only, not_a_database])
+@pytest_twisted.inlineCallbacks
+def test_why_a_file_cannot_open_is_one_line(tmp_path, request, case):
+    """A missing directory, a read-only file, not a database: open() fails with StoreOpenError naming storePath."""
+    from twisted.internet import reactor
+
+    path, expected = case(tmp_path, request)
     with pytest.raises(StoreOpenError) as info:
-        yield open_error(path)
-    assert str(info.value) == f"storePath: {path} is not an SQLite database (sqlite: file is not a database)"
+        yield SqliteStore(str(path), reactor=reactor).open()
+    assert str(info.value) == expected
