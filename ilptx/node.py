@@ -175,7 +175,7 @@ class Step(Service):
 class Connector(OrderedMultiService):
     """A running connector: accounts (with plugins), routing table, switch, store, settlement.
 
-    A :class:`OrderedMultiService` of five named steps, started in this order and stopped in
+    A :class:`OrderedMultiService` of six named steps, started in this order and stopped in
     reverse:
 
     ``store``
@@ -302,7 +302,8 @@ class Connector(OrderedMultiService):
             trying; its later failure is only logged.
         """
         _warn_open_listeners(self.accounts, self.log)
-        ready = Deferred()
+        # cancelled when the connector stops during start-up: no timer is left behind
+        ready = Deferred(lambda _: timer.cancel() if timer.active() else None)
 
         def failed(failure: Failure, account: Account):
             if ready.called:  # after initialConnectTimeout: it keeps running without this account

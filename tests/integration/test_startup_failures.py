@@ -142,15 +142,16 @@ def test_two_connectors_on_one_sqlite_file(processes, tmp_path):
     assert_clean_twistd_stop(first.stop(), signal.SIGTERM, first)
 
 
-def test_btp_listener_port_in_use(tmp_path):
+@pytest.mark.parametrize("plugin", ["btp", "mini-accounts"])
+def test_btp_listener_port_in_use(tmp_path, plugin):
     """A BTP listener whose port is taken fails start-up (it used to log 'critical' and run with no working account)."""
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
         (other,) = free_ports(1)
-        config = write_config(tmp_path, accounts={"ok": child(other), "busy": child(port)})
-        out = assert_one_line(config, f"ilpconnector: start-up failed: accounts.busy: plugin btp failed to start: "
+        config = write_config(tmp_path, accounts={"ok": child(other), "busy": {**child(port), "plugin": plugin}})
+        out = assert_one_line(config, f"ilpconnector: start-up failed: accounts.busy: plugin {plugin} failed to start: "
                                       f"Couldn't listen on 127.0.0.1:{port}: [Errno 98] Address already in use.")
     assert f"(TCP Port {other} Closed)" in out  # the account that did listen was stopped again
 

@@ -194,6 +194,17 @@ def test_a_plugin_failing_after_initial_connect_timeout_is_only_logged():
     assert any(e.get("log_level") == LogLevel.critical and e.get("account") == "bob" for e in logged)
 
 
+def test_stop_while_plugins_connect_cancels_the_wait():
+    """Stopping while a plugin still connects cancels the plugins step: ready errbacks, no timeout timer is left."""
+    connector, plugins, clock = connector_with(initialConnectTimeout=5000)
+    plugins["bob"].connect = lambda: Deferred()
+    ready = connector.startService()
+    connector.stopService()
+    assert outcome(ready).check(CancelledError)
+    assert [c for c in clock.getDelayedCalls() if "give_up" in getattr(c.func, "__qualname__", "")] == []
+    assert not connector.running and not any(step.running for step in connector)
+
+
 def test_an_open_listener_is_warned_about():
     """A BTP listener with no host and no cert (plain ws on every interface) gets a warning naming the account."""
     connector, _, _ = connector_with(accounts={
