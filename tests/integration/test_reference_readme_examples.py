@@ -106,3 +106,35 @@ def test_listed_plugins_we_lack_are_named(tmp_path, plugin):
     assert status == 2 and "Traceback" not in out, out
     assert len(lines) == 1 and lines[0].startswith(
         f"ilpconnector: config error: accounts.peer.plugin: unknown plugin {plugin!r}; installed: "), out
+
+
+#: the README's "Configuration Variables", each at its documented default (ilpAddress aside, and backend: its
+#: default ecb fetches rates from the internet, which a test must not need)
+REFERENCE_DEFAULTS = {
+    "CONNECTOR_ENV": "test", "CONNECTOR_ILP_ADDRESS": "test.defaults", "CONNECTOR_ILP_ADDRESS_INHERIT_FROM": "",
+    "CONNECTOR_ACCOUNTS": "{}", "CONNECTOR_DEFAULT_ROUTE": "auto", "CONNECTOR_ROUTES": "[]",
+    "CONNECTOR_SPREAD": "0.002", "CONNECTOR_MIN_MESSAGE_WINDOW": "1000", "CONNECTOR_MAX_HOLD_TIME": "30000",
+    "CONNECTOR_ROUTE_BROADCAST_ENABLED": "true", "CONNECTOR_ROUTE_BROADCAST_INTERVAL": "30000",
+    "CONNECTOR_ROUTE_CLEANUP_INTERVAL": "1000", "CONNECTOR_ROUTE_EXPIRY": "45000", "CONNECTOR_ROUTING_SECRET": "",
+    "CONNECTOR_BACKEND": "one-to-one", "CONNECTOR_BACKEND_CONFIG": "{}", "CONNECTOR_STORE": "leveldown",
+    "CONNECTOR_STORE_PATH": "", "CONNECTOR_STORE_CONFIG": "{}", "CONNECTOR_MIDDLEWARES": "{}",
+    "CONNECTOR_DISABLE_MIDDLEWARE": "[]", "CONNECTOR_REFLECT_PAYMENTS": "true",
+    "CONNECTOR_INITIAL_CONNECT_TIMEOUT": "10000", "CONNECTOR_ADMIN_API": "false", "CONNECTOR_ADMIN_API_PORT": "7780",
+    "CONNECTOR_ADMIN_API_HOST": "127.0.0.1", "CONNECTOR_COLLECT_DEFAULT_METRICS": "false",
+}
+
+
+def test_configuration_variables_at_their_defaults(tmp_path):
+    """Every CONNECTOR_* variable of the README at its default starts ilptx (store leveldown: ./ilptx.sqlite)."""
+    from integration.procs import Process
+
+    # run in tmp_path, where leveldown's default folder "." is; the source tree comes through PYTHONPATH
+    env = clean_env(tmp_path, PYTHONPATH=str(REPO), **REFERENCE_DEFAULTS)
+    connector = Process([*TWISTD, "--nodaemon", "--pidfile=", "ilpconnector"], env=env, cwd=tmp_path, inherit=False)
+    try:
+        wait_for_log(connector, "ilptx connector test.defaults ready")
+        assert_clean_twistd_stop(connector.stop(), signal.SIGTERM, connector)
+        assert "unrecognized environment variable" not in connector.full_output()
+    finally:
+        connector.close()
+    assert (tmp_path / "ilptx.sqlite").is_file()
