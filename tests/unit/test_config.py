@@ -1,5 +1,6 @@
 """Config: reference keys, validation errors naming the key, CONNECTOR_* overrides."""
 
+from dataclasses import FrozenInstanceError
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,7 +118,7 @@ def test_unreadable_file():
 def test_config_is_frozen():
     """The validated config cannot be changed after start-up."""
     cfg = parse_config(minimal())
-    with pytest.raises(Exception):
+    with pytest.raises(FrozenInstanceError):
         cfg.ilp_address = "test.other"
     with pytest.raises(TypeError):
         cfg.account("peer").options["x"] = 1
