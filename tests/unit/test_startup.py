@@ -252,6 +252,20 @@ def test_start_up_failure_is_one_line_and_exit_status_2():
     assert exits == [2]
 
 
+def test_an_unexpected_start_up_error_is_still_one_line():
+    """A failure that is not a StartupError (a bug) is one line with its type on stderr too, and exit 2."""
+    root, exits, stderr = root_with(lambda: fail(TypeError("boom")))
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        root.startService()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert stderr.getvalue() == "ilpconnector: start-up failed: TypeError: boom\n"
+    assert exits == [2]
+    assert any("log_failure" in e for e in logged)  # its traceback stays in the log, for a bug report
+
+
 def test_start_up_cancelled_by_a_stop_reports_nothing():
     """SIGTERM during start-up (the step is cancelled) is a normal stop: no failure line, no exit status set."""
     gate = Deferred()
