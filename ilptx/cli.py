@@ -42,7 +42,10 @@ class CommandError(Exception):
 
 def build_parser() -> argparse.ArgumentParser:
     """:returns: the argument parser of ``ilptx``."""
+    from ilptx import __version__
+
     parser = argparse.ArgumentParser(prog="ilptx", description="Send and receive Interledger payments (STREAM, SPSP).")
+    parser.add_argument("--version", action="version", version=f"ilptx {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     pay = sub.add_parser("pay", help="pay a payment pointer or SPSP URL")
     pay.add_argument("receiver", help="payment pointer ($example.com/bob) or SPSP https URL")

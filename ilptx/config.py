@@ -56,10 +56,16 @@ _log = Logger(namespace="ilptx.config")
 
 ENV_PREFIX = "CONNECTOR_"
 
-_AMOUNT = {"type": "string", "pattern": r"^[1-9][0-9]*$",
-           "errorMessage": "must be a positive integer written as a string, e.g. \"1000\""}
-_BALANCE_LIMIT = {"type": "string", "pattern": r"^(0|-?([1-9][0-9]*|Infinity))$",
-                  "errorMessage": "must be an integer string, \"-Infinity\" or \"Infinity\""}
+#: Amounts and balance limits have at most this many digits (Python refuses to parse more
+#: than 4300, and no ledger comes near 100).
+MAX_DIGITS = 100
+_N = r"[1-9][0-9]{0,%d}" % (MAX_DIGITS - 1)
+_AMOUNT = {"type": "string", "pattern": rf"^{_N}$",
+           "errorMessage": f"must be a positive integer written as a string, e.g. \"1000\" "
+                           f"(at most {MAX_DIGITS} digits)"}
+_BALANCE_LIMIT = {"type": "string", "pattern": rf"^(0|-?({_N}|Infinity))$",
+                  "errorMessage": f"must be an integer string (at most {MAX_DIGITS} digits), \"-Infinity\" or "
+                                  f"\"Infinity\""}
 _MS = {"type": "integer", "minimum": 0, "errorMessage": "must be a whole number of milliseconds (>= 0)"}
 _PREFIX = {"type": "string", "pattern": r"^[a-zA-Z0-9._~-]+$",
            "errorMessage": "must be an ILP address prefix (letters, digits, . _ ~ -)"}
@@ -69,7 +75,6 @@ _PREFIX = {"type": "string", "pattern": r"^[a-zA-Z0-9._~-]+$",
 SCHEMA: dict = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["accounts"],
     "properties": {
         "env": {"enum": ["production", "test"]},
         "ilpAddress": {"type": "string", "errorMessage": "must be an ILP address, e.g. test.mynode"},
@@ -96,10 +101,11 @@ SCHEMA: dict = {
                         "properties": {
                             "minimum": _BALANCE_LIMIT,
                             "maximum": _BALANCE_LIMIT,
-                            "settleThreshold": {"type": "string", "pattern": r"^(0|(-?[1-9][0-9]*|-Infinity))$",
-                                                "errorMessage": "must be an integer string or \"-Infinity\""},
-                            "settleTo": {"type": "string", "pattern": r"^(0|-?[1-9][0-9]*)$",
-                                         "errorMessage": "must be an integer string"},
+                            "settleThreshold": {"type": "string", "pattern": rf"^(0|(-?{_N}|-Infinity))$",
+                                                "errorMessage": f"must be an integer string (at most {MAX_DIGITS} "
+                                                                f"digits) or \"-Infinity\""},
+                            "settleTo": {"type": "string", "pattern": rf"^(0|-?{_N})$",
+                                         "errorMessage": f"must be an integer string (at most {MAX_DIGITS} digits)"},
                         },
                     },
                     "maxPacketAmount": _AMOUNT,
@@ -127,8 +133,10 @@ SCHEMA: dict = {
                         "type": "object",
                         "additionalProperties": False,
                         "properties": {
-                            "cleanupInterval": {"type": "integer", "minimum": 1, "errorMessage": "must be an integer >= 1 (ms)"},
-                            "packetLifetime": {"type": "integer", "minimum": 1, "errorMessage": "must be an integer >= 1 (ms)"},
+                            "cleanupInterval": {"type": "integer", "minimum": 1,
+                                                "errorMessage": "must be an integer >= 1 (ms)"},
+                            "packetLifetime": {"type": "integer", "minimum": 1,
+                                               "errorMessage": "must be an integer >= 1 (ms)"},
                         },
                     },
                     "sendRoutes": {"type": "boolean"},
@@ -178,7 +186,8 @@ SCHEMA: dict = {
         "reflectPayments": {"type": "boolean"},
         "initialConnectTimeout": _MS,
         "adminApi": {"type": "boolean"},
-        "adminApiPort": {"type": "integer", "minimum": 0, "maximum": 65535, "errorMessage": "must be a TCP port 0..65535"},
+        "adminApiPort": {"type": "integer", "minimum": 0, "maximum": 65535,
+                         "errorMessage": "must be a TCP port 0..65535"},
         "adminApiHost": {"type": "string"},
         "collectDefaultMetrics": {"type": "boolean"},
         "adminApiToken": {"type": "string", "errorMessage": "must be a string (the admin API bearer token)"},
@@ -214,6 +223,7 @@ DEFAULTS: dict = {
     "adminApiHost": "127.0.0.1",
     "collectDefaultMetrics": False,
     "adminApiToken": "",
+    "accounts": {},
 }
 
 #: ``backend`` names (built by :func:`ilptx.rates.make_rate_backend`).
@@ -413,8 +423,8 @@ def parse_config(data: Any, env: Optional[Mapping[str, str]] = None) -> Connecto
         raise _describe(error)
     cfg = {**DEFAULTS, **merged}
 
-    if not cfg["accounts"]:
-        raise ConfigError("accounts", "must configure at least one account")
+    if not cfg["accounts"]:  # the reference starts so too (its quick start has CONNECTOR_ACCOUNTS='{}')
+        _log.warn("no accounts configured: nothing is forwarded until accounts are added (admin API)")
     accounts = []
     for account_id, entry in cfg["accounts"].items():
         accounts.append(AccountConfig(

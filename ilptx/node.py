@@ -9,9 +9,11 @@ import json
 from collections.abc import Mapping
 from typing import Callable, Optional
 
-from twisted.application.service import Service
-from twisted.internet.defer import Deferred, DeferredList, inlineCallbacks, maybeDeferred
+from twisted.application.service import MultiService, Service
+from twisted.internet.defer import (CancelledError, Deferred, DeferredList, DeferredLock, fail, inlineCallbacks,
+                                    maybeDeferred, succeed)
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
 
 from ilptx.config import AccountConfig, ConnectorConfig, parse_config
@@ -21,7 +23,6 @@ from ilptx.core.ccp import RouteManager
 from ilptx.core.ildcp import AddressInheritance
 from ilptx.core.middleware import MiddlewareServices, builtin_factories
 from ilptx.core.pipeline import make_middlewares
-from ilptx.core.rates import OneToOneBackend
 from ilptx.core.routing import RoutingTable
 from ilptx.core.settlement import SettlementManager
 from ilptx.core.switch import PacketSwitch
@@ -30,19 +31,176 @@ from ilptx.interfaces import ILedgerPlugin, IStore
 from ilptx.metrics import PrometheusStats
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
 
-__all__ = ["Connector", "build_connector", "runtime_account_config", "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
+__all__ = ["Connector", "OrderedMultiService", "StartupError", "Step", "build_connector", "runtime_account_config",
+           "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
 
 #: The connector's address until a parent tells it (IL-DCP), as in the reference.
 UNKNOWN_ADDRESS = "unknown"
 
+_log = Logger(namespace="ilptx.node")
+_NOT_STARTED, _STARTING = object(), object()
 
-class Connector(Service):
+
+class StartupError(Exception):
+    """A part of the connector could not start; ``str(error)`` is one line,
+    ``"<key>: <problem>"``, e.g. ``"storePath: /x is read-only (sqlite: attempt to write a readonly
+    database)"`` or ``"accounts.alice: plugin btp failed to start: Couldn't listen on ..."``.
+
+    :param key: the config key whose setting could not be brought up.
+    :param problem: what went wrong (the cause's message).
+    """
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"{key}: {problem}")
+
+
+class OrderedMultiService(MultiService):
+    """A :class:`~twisted.application.service.MultiService` whose children start one after
+    another, each once the previous one's ``startService`` (which may return a Deferred)
+    has fired, and stop one after another in reverse.
+
+    When a child fails to start, no later child starts, the children already started are
+    stopped (in reverse), and :meth:`when_started` errbacks with the child's failure: what to
+    do then (report it, stop the process) is the parent's decision. ``stopService`` during
+    start-up cancels the step under way (:meth:`when_started` errbacks with ``CancelledError``).
+
+    (Twisted's own ``MultiService`` starts children without waiting and stops them all at
+    once; a connector must not listen before its store is open, nor close the store while a
+    plugin may still write to it.)
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._starting: Optional[Deferred] = None
+        self._outcome = _NOT_STARTED  # then _STARTING, then None (started) or the Failure
+        self._observers: list[Deferred] = []
+        self._serial = DeferredLock()  # one stop sequence at a time
+
+    def startService(self) -> Deferred:
+        """Start the children in order. :returns: :meth:`when_started`."""
+        Service.startService(self)
+        self._outcome = _STARTING
+        self._starting = self._start_children()
+        self._starting.addBoth(self._started)
+        return self.when_started()
+
+    def when_started(self) -> Optional[Deferred]:
+        """:returns: ``None`` before ``startService``; else a new ``Deferred[None]`` (one per
+        call, so each caller handles its own) that fires once every child started, or errbacks
+        with the failure that stopped start-up."""
+        if self._outcome is _NOT_STARTED:
+            return None
+        if self._outcome is _STARTING:
+            d = Deferred()
+            self._observers.append(d)
+            return d
+        return succeed(None) if self._outcome is None else fail(self._outcome)
+
+    @inlineCallbacks
+    def _start_children(self):
+        for child in list(self):
+            if not self.running:
+                break
+            try:
+                yield maybeDeferred(child.startService)
+            except BaseException:
+                failure = Failure()
+                yield self._serial.run(self._stop_children)
+                failure.raiseException()
+
+    def _started(self, result) -> None:
+        self._outcome = result if isinstance(result, Failure) else None
+        observers, self._observers = self._observers, []
+        for d in observers:
+            if self._outcome is None:
+                d.callback(None)
+            else:
+                d.errback(self._outcome)
+
+    def stopService(self) -> Deferred:
+        """Cancel a start-up under way, then stop every running child, last started first.
+
+        :returns: ``Deferred[None]`` once all stopped (a child's failure to stop is logged).
+        """
+        Service.stopService(self)
+        if self._starting is not None and not self._starting.called:
+            self._starting.cancel()
+        return self._serial.run(self._stop_children)
+
+    @inlineCallbacks
+    def _stop_children(self):
+        for child in reversed(list(self)):
+            if child.running:
+                try:
+                    yield maybeDeferred(child.stopService)
+                except Exception:
+                    _log.failure("stopping {service} failed", service=child.name or child)
+
+
+class Step(Service):
+    """One child of the :class:`Connector`: a named start-up step.
+
+    :param name: the service name (``connector.getServiceNamed(name)``).
+    :param key: the config key a failure of ``start`` is reported under, unless it names its
+        own (a :class:`StartupError` or :class:`~ilptx.errors.ConfigError`).
+    :param start: ``callable() -> Deferred | None``. :param stop: the same, undoing it.
+    """
+
+    def __init__(self, name: str, key: str, start: Callable, stop: Callable) -> None:
+        self.setName(name)
+        self.key = key
+        self._start = start
+        self._stop = stop
+
+    def startService(self) -> Deferred:
+        """Run ``start``; :returns: its Deferred, failing with a :class:`StartupError`."""
+        super().startService()
+        return maybeDeferred(self._start).addErrback(self._named)
+
+    def _named(self, failure: Failure):
+        if failure.check(StartupError, ConfigError):
+            raise StartupError(failure.value.key, failure.value.problem)
+        if failure.check(CancelledError):
+            return failure
+        raise StartupError(self.key, failure.getErrorMessage() or failure.type.__name__)
+
+    def stopService(self) -> Deferred:
+        """Run ``stop``. :returns: its Deferred."""
+        super().stopService()
+        return maybeDeferred(self._stop)
+
+
+class Connector(OrderedMultiService):
     """A running connector: accounts (with plugins), routing table, switch, store, settlement.
 
-    Starting it opens the store, recovers reservations left by a crash, resumes unfinished
-    settlements, starts the middlewares and connects every ledger plugin. Stopping it
-    refuses new Prepares, waits until those in flight are answered (at most
-    ``maxHoldTime``), disconnects the plugins and closes the store.
+    A :class:`OrderedMultiService` of six named steps, started in this order and stopped in
+    reverse:
+
+    ``store``
+        open the store (bounded: Redis by ``storeConfig.connectTimeout``; an SQLite file that
+        cannot be opened or is locked by another process fails at once), recover reservations
+        left by a crash, add the accounts stored by the admin API / close it.
+    ``rates``
+        connect the rate backend (the first fetch of ``ecb``/``http`` is bounded by its
+        ``timeout``) / disconnect it.
+    ``middlewares``
+        start every account's middlewares (timers) / stop them.
+    ``settlement``
+        resume the settlements left in the outbox / stop retrying.
+    ``routing``
+        CCP route broadcasting, when enabled / stop it.
+    ``plugins``
+        connect every ledger plugin and wait until all are up, or ``initialConnectTimeout``
+        ms, whichever is first (plugins still dialling keep retrying in the background); with
+        no ``ilpAddress``, also the parent's IL-DCP answer / disconnect every plugin.
+
+    A step that fails stops start-up: :attr:`ready` errbacks with a :class:`StartupError`
+    naming the key (e.g. ``storePath``, ``accounts.<id>`` for a listener that cannot bind, or
+    a client whose credentials the server refuses) and the steps already started are stopped.
+    Stopping refuses new Prepares, waits until those in flight are answered (at most
+    ``maxHoldTime``), then stops the steps in reverse.
     """
 
     log = Logger()
@@ -50,6 +208,7 @@ class Connector(Service):
     def __init__(self, *, config: ConnectorConfig, accounts: Accounts, routing_table: RoutingTable,
                  switch: PacketSwitch, rate_backend, store, stats, alerts: Alerts,
                  settlement: SettlementManager, reactor, account_builder: Callable) -> None:
+        super().__init__()
         self.config = config
         self.accounts = accounts
         self.routing_table = routing_table
@@ -61,26 +220,45 @@ class Connector(Service):
         self.settlement = settlement
         self.reactor = reactor
         self._account_builder = account_builder
-        #: after startService: ``Deferred[None]``, see :meth:`_when_ready`
-        self.ready: Optional[Deferred] = None
         #: takes our address from a parent when ``ilpAddress`` is not configured
         self.inheritance: Optional[AddressInheritance] = None
+        raw = config.raw  # the key a store that cannot open is reported under
+        store_key = ("store" if raw["store"] in ("memory", "memdown") else
+                     "storeConfig" if raw["store"] == "redis" and not raw["storePath"] else "storePath")
+        for step in (Step("store", store_key, self._open_store, lambda: self.store.close()),
+                     Step("rates", "backend", lambda: self.rate_backend.connect(),
+                          lambda: self.rate_backend.disconnect()),
+                     Step("middlewares", "middlewares", self._start_middlewares, self._stop_middlewares),
+                     Step("settlement", "store", lambda: self.settlement.resume(), lambda: self.settlement.stop()),
+                     Step("routing", "routeBroadcastEnabled", self._start_routing, self._stop_routing),
+                     Step("plugins", "accounts", self._connect_plugins, self._disconnect_plugins)):
+            step.setServiceParent(self)
 
     @property
     def address(self) -> str:
         """The connector's ILP address."""
         return self.switch.address
 
-    def startService(self) -> None:
-        """Open the store, recover, connect every ledger plugin; :attr:`ready` tells when
-        they are up (or gave up waiting after ``initialConnectTimeout``)."""
-        super().startService()
+    @property
+    def ready(self) -> Optional[Deferred]:
+        """``None`` before ``startService``; then a new ``Deferred[None]`` at each access,
+        firing once every step started (the plugins are up, or ``initialConnectTimeout``
+        passed), or errbacking with the :class:`StartupError` that stopped start-up."""
+        return self.when_started()
+
+    def startService(self) -> Deferred:
+        """Start the steps in order. :returns: :attr:`ready`."""
         self.log.info("ilptx connector {address} starting with {count} accounts (store: {store})",
                       address=self.address, count=len(self.accounts), store=getattr(self.store, "name", "?"))
-        self.ready = self._start()
+        ready = super().startService()
+        self.when_started().addCallbacks(
+            lambda _: self.log.info("ilptx connector {address} ready", address=self.address), lambda _: None)
+        return ready
+
+    # -- the steps -----------------------------------------------------------------------------
 
     @inlineCallbacks
-    def _start(self):
+    def _open_store(self):
         yield self.store.open()
         recovered = yield self.store.recover()
         for account_id, state in recovered.items():
@@ -92,26 +270,85 @@ class Connector(Service):
         for account in self.accounts:  # the balance gauge starts from the stored balances
             if account.id in balances:
                 self.stats.balance(account, balances[account.id].balance)
-        yield self.rate_backend.connect()
+
+    def _start_middlewares(self) -> None:
         for pipelines in self.switch.pipelines.values():
             pipelines.start()
-        yield self.settlement.resume()
+
+    def _stop_middlewares(self) -> None:
+        for pipelines in self.switch.pipelines.values():
+            pipelines.stop()
+
+    def _start_routing(self) -> None:
         manager = self.switch.route_manager
         if manager is not None:
             if self.switch.address != UNKNOWN_ADDRESS:
                 manager.start()
             for account in self.accounts:
                 self._track_routes(account)
-        connecting = []
-        for account in self.accounts:
-            connecting.append(self._connect(account))
+
+    def _stop_routing(self) -> None:
+        if self.switch.route_manager is not None:
+            self.switch.route_manager.stop()
+
+    def _connect_plugins(self) -> Deferred:
+        """Connect every plugin (and ask the parent for our address, when we have none).
+
+        :returns: ``Deferred[None]`` once every plugin connected, or after
+            ``initialConnectTimeout`` ms, whichever is first, as the reference waits before
+            it starts its other services; errbacks with :class:`StartupError`
+            (``accounts.<id>``) when a plugin's ``connect`` fails before then, as the
+            reference stops when one does. A plugin still connecting after the timeout keeps
+            trying; its later failure is only logged.
+        """
+        _warn_open_listeners(self.accounts, self.log)
+        # cancelled when the connector stops during start-up: no timer is left behind
+        ready = Deferred(lambda _: timer.cancel() if timer.active() else None)
+
+        def failed(failure: Failure, account: Account):
+            if ready.called:  # after initialConnectTimeout: it keeps running without this account
+                return self._connect_failed(failure, account)
+            raise StartupError(f"accounts.{account.id}", f"plugin {account.plugin_name} failed to start: "
+                                                         f"{failure.getErrorMessage()}")
+
+        connecting = [maybeDeferred(account.plugin.connect).addCallbacks(
+            self._connected, failed, callbackArgs=(account,), errbackArgs=(account,)) for account in self.accounts]
         if self.config.inherit_address_from is not None:
             # IL-DCP from the parent (RFC 31): ready also waits for our address
             self.inheritance = AddressInheritance(self.accounts.get(self.config.inherit_address_from),
                                                   self.reactor, self._apply_parent_config)
             self.inheritance.start()
             connecting.append(self.inheritance.first)
-        yield self._when_ready(DeferredList(connecting))
+        timeout_ms = self.config.raw["initialConnectTimeout"]
+
+        def give_up() -> None:
+            waiting = [a.id for a in self.accounts if not a.plugin.is_connected()]
+            self.log.warn("initialConnectTimeout ({ms} ms): still connecting {accounts}",
+                          ms=timeout_ms, accounts=waiting)
+            ready.callback(None)
+
+        timer = self.reactor.callLater(timeout_ms / 1000.0, give_up)
+
+        def done(result) -> None:
+            if timer.active():
+                timer.cancel()
+                if isinstance(result, Failure):
+                    ready.errback(result.value.subFailure)
+                else:
+                    ready.callback(None)
+
+        DeferredList(connecting, fireOnOneErrback=True, consumeErrors=True).addBoth(done)
+        return ready
+
+    @inlineCallbacks
+    def _disconnect_plugins(self) -> Deferred:
+        if self.inheritance is not None:
+            self.inheritance.stop()
+        results = yield DeferredList(
+            [maybeDeferred(account.plugin.disconnect) for account in self.accounts], consumeErrors=True)
+        for account, (ok, result) in zip(self.accounts, results, strict=True):
+            if not ok:
+                self.log.failure("account {account}: plugin failed to disconnect", result, account=account.id)
 
     def _track_routes(self, account: Account) -> None:
         """Exchange CCP routes with ``account`` while its plugin is connected."""
@@ -131,29 +368,6 @@ class Connector(Service):
         d = maybeDeferred(account.plugin.connect)
         return d.addCallbacks(self._connected, self._connect_failed, callbackArgs=(account,),
                               errbackArgs=(account,))
-
-    def _when_ready(self, all_connected: Deferred) -> Deferred:
-        """Fire once every plugin connected (or failed to), or after ``initialConnectTimeout``
-        ms, whichever is first, as the reference waits before it starts its other services.
-        Plugins still connecting keep trying in the background."""
-        ready = Deferred()
-        timeout_ms = self.config.raw["initialConnectTimeout"]
-
-        def give_up() -> None:
-            waiting = [a.id for a in self.accounts if not a.plugin.is_connected()]
-            self.log.warn("initialConnectTimeout ({ms} ms): still connecting {accounts}",
-                          ms=timeout_ms, accounts=waiting)
-            ready.callback(None)
-
-        timer = self.reactor.callLater(timeout_ms / 1000.0, give_up)
-
-        def done(_):
-            if timer.active():
-                timer.cancel()
-                ready.callback(None)
-
-        all_connected.addCallback(done)
-        return ready
 
     def _connected(self, _, account: Account) -> bool:
         self.log.info("account {account} ({relation}) plugin {plugin} started",
@@ -254,29 +468,17 @@ class Connector(Service):
 
     @inlineCallbacks
     def stopService(self):
-        """Refuse new Prepares, answer those in flight, disconnect the plugins, close the store.
+        """Refuse new Prepares, answer those in flight, then stop the steps in reverse
+        (plugins, routing, settlement, middlewares, rates, store).
 
         :returns: ``Deferred[None]`` (twistd waits for it before exiting).
         """
-        super().stopService()
+        Service.stopService(self)  # running = 0 at once: runtime accounts added now do not connect
         in_flight = self.switch.in_flight()
         if in_flight:
             self.log.info("stopping: waiting for {count} Prepares in flight", count=in_flight)
         yield self.switch.stop()
-        if self.inheritance is not None:
-            self.inheritance.stop()
-        if self.switch.route_manager is not None:
-            self.switch.route_manager.stop()
-        self.settlement.stop()
-        for pipelines in self.switch.pipelines.values():
-            pipelines.stop()
-        results = yield DeferredList(
-            [maybeDeferred(account.plugin.disconnect) for account in self.accounts], consumeErrors=True)
-        for account, (ok, result) in zip(self.accounts, results):
-            if not ok:
-                self.log.failure("account {account}: plugin failed to disconnect", result, account=account.id)
-        yield self.rate_backend.disconnect()
-        yield self.store.close()
+        yield super().stopService()
         self.log.info("ilptx connector {address} stopped", address=self.address)
 
 
@@ -429,6 +631,26 @@ def _accepts(factory: Callable, name: str) -> bool:
     except (TypeError, ValueError):
         return False
     return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+
+
+#: plugin names that serve their clients on one listener (``listener`` or the reference's ``port``)
+_MINI_ACCOUNTS = ("mini-accounts", "ilp-plugin-mini-accounts")
+
+
+def _warn_open_listeners(accounts: Accounts, log: Logger) -> None:
+    """Warn about each BTP listener that will accept plain ``ws`` on every interface: one with
+    no ``listener.host`` (the reference binds every interface then, and so do we) and no
+    ``listener.cert``."""
+    for account in accounts:
+        listener = account.options.get("listener")
+        if not isinstance(listener, Mapping):
+            if account.plugin_name not in _MINI_ACCOUNTS or "server" in account.options:
+                continue
+            listener = {}
+        if not listener.get("host") and not listener.get("cert"):
+            log.warn("account {account}: its BTP listener has no host, so it accepts plain ws (no TLS) on "
+                     "every interface; set options.listener.host (e.g. 127.0.0.1) or listener.cert and key",
+                     account=account.id)
 
 
 def _tell_plugin_address(account: Account, connector_address: str) -> None:

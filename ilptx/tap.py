@@ -10,25 +10,42 @@ With ``adminApi: true`` the admin API (:mod:`ilptx.admin`) listens on
 ``adminApiToken``.
 
 A bad config or an unknown plugin stops start-up with one line on stderr naming the key and
-the problem, and a non-zero exit status; no traceback.
+the problem (``ilpconnector: config error: <key>: <problem>``) and exit status 2; so does
+anything that fails once the reactor runs -- a store that cannot be opened, a listener that
+cannot bind, the admin port in use -- as ``ilpconnector: start-up failed: <key>: <problem>``
+(also logged), after every part already started has been stopped. No traceback.
+
+``twistd ilpconnector --version`` prints ilptx's version.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import sys
 from importlib import resources
+from typing import Callable
 
-from twisted.application import strports
-from twisted.application.service import MultiService, Service
+from twisted.internet.defer import CancelledError
+from twisted.internet.endpoints import serverFromString
+from twisted.logger import Logger
 from twisted.python import usage
+from twisted.python.failure import Failure
 from twisted.web.server import Site
 
+from ilptx import __version__
 from ilptx.admin.auth import check_binding
 from ilptx.config import load_config, load_config_file, parse_config
 from ilptx.errors import ConfigError
+from ilptx.node import OrderedMultiService, StartupError, Step
 
-__all__ = ["Options", "makeService", "admin_service", "default_config_text"]
+__all__ = ["Options", "makeService", "admin_service", "default_config_text", "exit_after_shutdown",
+           "START_UP_FAILED_STATUS"]
+
+#: exit status of a start-up that failed (as of a config error: twistd's own usage errors are 1)
+START_UP_FAILED_STATUS = 2
+
+_log = Logger(namespace="ilptx.tap")
 
 
 def default_config_text() -> str:
@@ -47,6 +64,12 @@ class Options(usage.Options):
         ["config", "c", None, "YAML or JSON config file (default: the embedded default config)"],
     ]
 
+    def opt_version(self) -> None:
+        """Print ilptx's version and exit."""
+        sys.stdout.write(f"ilptx {__version__}\n")
+        sys.stdout.flush()
+        sys.exit(0)
+
 
 def _fail(message: str) -> "SystemExit":
     sys.stderr.write(f"ilpconnector: config error: {message}\n")
@@ -54,7 +77,65 @@ def _fail(message: str) -> "SystemExit":
     return SystemExit(2)
 
 
-def makeService(options: Options) -> MultiService:
+def exit_after_shutdown(reactor, status: int, register: Callable = atexit.register) -> None:
+    """Stop the reactor and make the process exit with ``status`` once twistd is done.
+
+    twistd has no way to set the exit status (Twisted #11335, #4762): when the reactor
+    stops, it stops every service, logs "Server Shut Down.", removes its pid file and
+    returns, and the process exits 0. So this registers an ``atexit`` hook that flushes
+    stdout and stderr and ends the process with ``status`` (``os._exit``) after all that.
+
+    :param reactor: stopped now, or as soon as it runs (start-up may fail before it does).
+    :param register: ``atexit.register`` (a test passes its own).
+    """
+    register(_exit_now, status)
+    reactor.callWhenRunning(reactor.stop)
+
+
+def _exit_now(status: int) -> None:
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(status)
+
+
+class _Root(OrderedMultiService):
+    """The twistd application's service: the connector, then the admin API (once the
+    connector has started, so it never reports a store that is not open).
+
+    When start-up fails, it writes one line on the terminal's stderr (and in the log) and
+    exits with :data:`START_UP_FAILED_STATUS` after a clean shutdown.
+    """
+
+    def __init__(self, reactor, exit: Callable = exit_after_shutdown, stderr=None) -> None:
+        super().__init__()
+        self._reactor = reactor
+        self._exit = exit
+        self._stderr = stderr
+
+    def startService(self):
+        """Start the connector, then the admin API; report a failure (see the class)."""
+        return super().startService().addErrback(self._failed)
+
+    def _failed(self, failure: Failure) -> None:
+        if failure.check(CancelledError):
+            return  # stopped (SIGTERM) before start-up finished: that stop is under way
+        if failure.check(StartupError):
+            message = str(failure.value)
+        else:  # a bug, not a setting: keep its traceback in the log
+            _log.failure("start-up failed", failure)
+            message = f"{failure.type.__name__}: {failure.getErrorMessage()}"
+        _log.critical("start-up failed: {message}", message=message)
+        # twistd redirects sys.stderr into the log; the operator's terminal is sys.__stderr__
+        stderr = self._stderr or sys.__stderr__
+        stderr.write(f"ilpconnector: start-up failed: {message}\n")
+        stderr.flush()
+        self._exit(self._reactor, START_UP_FAILED_STATUS)
+
+
+def makeService(options: Options) -> OrderedMultiService:
     """Build the connector service from ``options``.
 
     :raises SystemExit: (status 2) invalid config or unknown plugin, after one line on stderr.
@@ -76,22 +157,34 @@ def makeService(options: Options) -> MultiService:
         connector = build_connector(config, reactor=reactor)
     except ConfigError as exc:
         raise _fail(str(exc)) from None
-    top = MultiService()
+    top = _Root(reactor)
     connector.setServiceParent(top)
     if config.raw["adminApi"]:
         admin_service(connector, config).setServiceParent(top)
     return top
 
 
-def admin_service(connector, config) -> Service:
+def admin_service(connector, config, reactor=None) -> Step:
     """The admin API (:mod:`ilptx.admin`) on ``tcp:<adminApiPort>:interface=<adminApiHost>``.
 
-    :returns: a service that listens while it runs.
+    :returns: a service that listens while it runs; its start fails with a
+        :class:`~ilptx.node.StartupError` naming ``adminApiPort`` when the port cannot be bound.
     """
     from ilptx.admin import AdminApi
 
+    if reactor is None:
+        from twisted.internet import reactor
     api = AdminApi(connector, token=config.raw.get("adminApiToken"))
     site = Site(api.resource())
     site.noisy = False
     host = config.raw["adminApiHost"].replace("\\", "\\\\").replace(":", "\\:")
-    return strports.service(f"tcp:{config.raw['adminApiPort']}:interface={host}", site)
+    endpoint = serverFromString(reactor, f"tcp:{config.raw['adminApiPort']}:interface={host}")
+    listening = []
+
+    def listen():
+        return endpoint.listen(site).addCallback(listening.append)
+
+    def stop():
+        return listening.pop().stopListening() if listening else None
+
+    return Step("admin", "adminApiPort", listen, stop)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+
 import pytest
 
 from integration.procs import Process, twistd_connector
@@ -25,3 +28,18 @@ def processes():
     yield started
     for process in started:
         process.close()
+
+
+@pytest.fixture
+def read_only_file(tmp_path):
+    """An empty file no one may write: mode 0444, and immutable (``chattr +i``) when running as
+    root, whom modes do not stop; made writable again at teardown."""
+    path = tmp_path / "ro.sqlite"
+    path.write_bytes(b"")
+    path.chmod(0o444)
+    immutable = os.geteuid() == 0
+    if immutable:
+        subprocess.run(["chattr", "+i", str(path)], check=True)
+    yield path
+    if immutable:
+        subprocess.run(["chattr", "-i", str(path)], check=True)

@@ -87,7 +87,7 @@ import hyperlink
 from twisted.application.internet import ClientService
 from twisted.internet.defer import CancelledError, Deferred, fail, gatherResults, maybeDeferred, succeed
 from twisted.internet.interfaces import IStreamClientEndpoint
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
@@ -615,8 +615,9 @@ class BtpPlugin(PluginHandlers):
 
         def not_listening(failure: Failure) -> None:
             self._running = False
-            self._log.failure("{account}: cannot listen for BTP connections", failure,
-                              LogLevel.error, account=self.account_id)
+            # the caller of connect() gets the failure (the connector stops start-up with it)
+            self._log.error("{account}: cannot listen for BTP connections: {error}", account=self.account_id,
+                            error=failure.getErrorMessage())
             self._fire_ready(failure)
 
         endpoint.listen(factory).addCallbacks(listening, not_listening)

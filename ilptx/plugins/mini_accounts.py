@@ -713,8 +713,9 @@ class MiniAccountsPlugin(PluginHandlers):
 
     def _not_listening(self, failure: Failure) -> None:
         self._running = False
-        self._log.failure("{account}: mini-accounts cannot start", failure, LogLevel.error,
-                          account=self.account_id)
+        # the caller of connect() gets the failure (the connector stops start-up with it)
+        self._log.error("{account}: mini-accounts cannot start: {error}", account=self.account_id,
+                        error=failure.getErrorMessage())
         self._fire(failure)
 
     def _fire(self, result) -> None:

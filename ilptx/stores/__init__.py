@@ -9,25 +9,47 @@ store      ``storePath``                           ``storeConfig``
 memory     ignored                                 ignored
 sqlite     the database file (default              ``synchronous``: ``FULL`` (default),
            ``ilptx.sqlite``, relative to the       ``EXTRA`` or ``NORMAL``
-           working directory)
+           working directory), or a directory
+           that holds ``ilptx.sqlite``
 redis      optional ``redis://[:password@]host     ``host`` (127.0.0.1), ``port`` (6379),
            [:port][/db]``; ``storeConfig`` keys    ``db`` (0), ``password``, ``prefix``
            given as well take precedence           (``ilptx:``), ``instance`` (``default``),
                                                    ``connectTimeout`` (ms, 10000)
 =========  =====================================  ==========================================
+
+The reference connector's built-in store names are accepted, with a warning: ``leveldown``
+(its default) is ``sqlite`` with ``storePath`` as the folder (created if missing, as
+leveldown does) holding ``ilptx.sqlite``; ``memdown`` is ``memory``.
+
+A store that cannot be opened fails ``open()`` with :class:`StoreOpenError`, one line naming
+the key: a missing directory, a read-only file or filesystem, a file that is not an SQLite
+database, or one another process holds (each SQLite file belongs to one connector process).
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any, Mapping, Optional
 from urllib.parse import unquote, urlsplit
 
+from twisted.logger import Logger
+
 from ilptx.errors import ConfigError
 
-__all__ = ["make_store", "STORES", "DEFAULT_SQLITE_PATH"]
+__all__ = ["make_store", "STORES", "DEFAULT_SQLITE_PATH", "REFERENCE_STORES", "StoreOpenError"]
+
+_log = Logger(namespace="ilptx.stores")
 
 #: The names ``store`` accepts.
 STORES = ("memory", "redis", "sqlite")
+
+#: The reference connector's built-in stores → ours.
+REFERENCE_STORES = {"leveldown": "sqlite", "memdown": "memory"}
+
+
+class StoreOpenError(ConfigError):
+    """The store cannot be opened; ``str(error)`` is ``"<key>: <problem>"``, e.g.
+    ``"storePath: /var/x.sqlite is a read-only file (sqlite: attempt to write a readonly database)"``."""
 
 #: ``storePath`` of ``store: sqlite`` when none is given.
 DEFAULT_SQLITE_PATH = "ilptx.sqlite"
@@ -48,7 +70,17 @@ def make_store(name: str, store_path: Optional[str], store_config: Optional[Mapp
         ``storePath`` that is not a ``redis://`` URL for ``store: redis``.
     """
     config = dict(store_config or {})
+    if name in REFERENCE_STORES:
+        _log.warn("store: {name} is the reference connector's store; using store: {ours}{where}", name=name,
+                  ours=REFERENCE_STORES[name],
+                  where=" with its file ilptx.sqlite in the folder storePath" if name == "leveldown" else "")
+        if name == "leveldown":
+            store_path = _leveldown_folder(store_path)
+        name = REFERENCE_STORES[name]
     if name == "memory":
+        if store_path:
+            _log.warn("storePath is set but store is memory: nothing is kept after exit (store: sqlite keeps it "
+                      "in storePath; the reference's default store, leveldown, maps to it)")
         from ilptx.stores.memory import MemoryStore
 
         return MemoryStore()
@@ -59,7 +91,10 @@ def make_store(name: str, store_path: Optional[str], store_config: Optional[Mapp
         synchronous = config.get("synchronous", "FULL")
         if not isinstance(synchronous, str) or synchronous.upper() not in SYNCHRONOUS_MODES:
             raise ConfigError("storeConfig.synchronous", f"must be one of {', '.join(SYNCHRONOUS_MODES)}")
-        return SqliteStore(store_path or DEFAULT_SQLITE_PATH, reactor=reactor, synchronous=synchronous)
+        path = store_path or DEFAULT_SQLITE_PATH
+        if os.path.isdir(path):  # as a reference config holds a folder for leveldown
+            path = os.path.join(path, DEFAULT_SQLITE_PATH)
+        return SqliteStore(path, reactor=reactor, synchronous=synchronous)
     if name == "redis":
         _known_keys(config, _REDIS_KEYS)
         options = _redis_url(store_path) if store_path else {}
@@ -69,6 +104,23 @@ def make_store(name: str, store_path: Optional[str], store_config: Optional[Mapp
 
         return RedisStore(**options, reactor=reactor)
     raise ConfigError("store", f"unknown store {name!r}; available: {', '.join(STORES)}")
+
+
+def _leveldown_folder(store_path: Optional[str]) -> str:
+    """The folder of ``store: leveldown``, made if missing (one level, as leveldown does).
+
+    :raises ConfigError: (``storePath``) it cannot be made.
+    """
+    folder = store_path or "."
+    try:
+        os.mkdir(folder)
+    except FileExistsError:
+        pass
+    except OSError as e:
+        raise ConfigError("storePath", f"cannot create the folder {folder}: {e.strerror}") from None
+    if not os.path.isdir(folder):
+        raise ConfigError("storePath", f"{folder} is not a folder (store: leveldown keeps its data in a folder)")
+    return folder
 
 
 def _known_keys(config: Mapping[str, Any], known: tuple) -> None:

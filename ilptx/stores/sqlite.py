@@ -47,6 +47,7 @@ What this store does not do: share the file with another process; enforce limits
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from dataclasses import replace
 from typing import Any, Callable, Optional
@@ -58,6 +59,7 @@ from zope.interface import implementer
 
 from ilptx.core.balances import BalanceState
 from ilptx.interfaces import IStore
+from ilptx.stores import StoreOpenError
 from ilptx.stores.memory import apply_reserve_incoming, apply_reserve_outgoing, apply_settle
 
 __all__ = ["SqliteStore", "StoreClosedError", "StoreWriteError", "ThreadExecutor", "SYNCHRONOUS_MODES",
@@ -137,6 +139,29 @@ class ThreadExecutor:
         self._pool.stop()
 
 
+def _open_problem(path: str, exc: sqlite3.Error) -> str:
+    """What keeps ``path`` from opening, in words, followed by SQLite's own ``(sqlite: ...)``."""
+    cause = f"(sqlite: {exc})"
+    directory = os.path.dirname(os.path.abspath(path))
+    text = str(exc)
+    if os.path.isdir(path):
+        return f"{path} is a directory {cause}"
+    if not os.path.isdir(directory):
+        return f"{path}: the directory {directory} does not exist {cause}"
+    if "locked" in text:
+        return (f"{path} is in use by another connector process {cause}; each SQLite file belongs to one "
+                f"process (share state between processes with store: redis)")
+    if "not a database" in text:
+        return f"{path} is not an SQLite database {cause}"
+    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+        return f"{path} is on a read-only filesystem {cause}"
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        return f"{path} is a read-only file {cause}"
+    if not os.access(directory, os.W_OK):
+        return f"{path}: the directory {directory} is not writable {cause}"
+    return f"{path}: cannot open {cause}"
+
+
 class _Database:
     """The sqlite3 connection. Every method runs on the executor's thread, never the reactor's."""
 
@@ -149,8 +174,15 @@ class _Database:
         """Open (creating tables), take the exclusive lock, and read every row.
 
         :returns: ``(balances, outbox, kv)``: lists of rows ordered for loading.
-        :raises sqlite3.OperationalError: ``database is locked`` when another connection holds it.
+        :raises StoreOpenError: it cannot be opened (see :func:`_open_problem`), e.g. another
+            connection holds it.
         """
+        try:
+            return self._open_and_load()
+        except sqlite3.Error as exc:
+            raise StoreOpenError("storePath", _open_problem(self.path, exc)) from None
+
+    def _open_and_load(self) -> tuple:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0.1)
         try:
             conn.execute("PRAGMA locking_mode=EXCLUSIVE")
@@ -161,8 +193,8 @@ class _Database:
             conn.execute("BEGIN IMMEDIATE")  # takes the write lock now, held until close
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(f"{self.path} has schema version {version}; "
-                                            f"this ilptx knows up to {SCHEMA_VERSION}")
+                raise StoreOpenError("storePath", f"{self.path} has schema version {version}; "
+                                                  f"this ilptx knows up to {SCHEMA_VERSION}")
             for statement in _SCHEMA:
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
@@ -259,8 +291,10 @@ class SqliteStore:
     def open(self) -> Deferred:
         """Start the worker thread, open the file (WAL, exclusive lock) and load the mirror.
 
-        :returns: ``Deferred[None]``; errbacks with ``sqlite3.OperationalError`` (``database
-            is locked``) when another process or store holds the file.
+        :returns: ``Deferred[None]``; errbacks with :class:`~ilptx.stores.StoreOpenError`
+            (``storePath: <what is wrong> (sqlite: <its message>)``) when the file cannot be
+            opened: a missing directory, a read-only file or filesystem, not a database, or
+            another process (or store object) holds it.
         """
         if not self._started:
             self._executor.start()

@@ -1,9 +1,9 @@
 """Config: reference keys, validation errors naming the key, CONNECTOR_* overrides."""
 
+from dataclasses import FrozenInstanceError
 from decimal import Decimal
 from pathlib import Path
 
-import dataclasses
 import json
 
 import pytest
@@ -83,7 +83,6 @@ def test_bad_top_level_values():
     assert error_of(minimal(routes=[{"targetPrefix": "g.x", "peerId": "ghost"}])) == \
         "routes[0].peerId: no account named 'ghost'"
     assert error_of(minimal(unknownKey=1)) == "unknownKey: unknown key"
-    assert error_of({"ilpAddress": "test.x"}) == "accounts: is required"
 
 
 def test_environment_overrides_file():
@@ -119,7 +118,7 @@ def test_unreadable_file():
 def test_config_is_frozen():
     """The validated config cannot be changed after start-up."""
     cfg = parse_config(minimal())
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(FrozenInstanceError):
         cfg.ilp_address = "test.other"
     with pytest.raises(TypeError):
         cfg.account("peer").options["x"] = 1
@@ -308,3 +307,20 @@ def test_readme_documents_every_key_and_variable():
         assert f"`{backend}`" in section
         for option in BACKEND_CONFIG_SCHEMAS[backend]["properties"]:
             assert f"`{option}`" in section, (backend, option)
+
+
+def test_balance_limit_past_the_digit_bound_is_one_config_line():
+    """A balance maximum of 5,001 digits (past Python's int-string limit) is a config error naming the key."""
+    entry = {"relation": "child", "plugin": "btp", "assetCode": "X", "assetScale": 2}
+    assert error_of({"ilpAddress": "test.x", "accounts": {"a": {**entry, "balance": {"maximum": "1" * 5001}}}}) == \
+        'accounts.a.balance.maximum: must be an integer string (at most 100 digits), "-Infinity" or "Infinity"'
+    assert error_of({"ilpAddress": "test.x", "accounts": {"a": {**entry, "maxPacketAmount": "9" * 101}}}) == \
+        'accounts.a.maxPacketAmount: must be a positive integer written as a string, e.g. "1000" (at most 100 digits)'
+    ok = parse_config({"ilpAddress": "test.x", "accounts": {"a": {**entry, "balance": {"maximum": "9" * 100}}}})
+    assert ok.accounts[0].settings["balance"]["maximum"] == "9" * 100
+
+
+def test_no_accounts_is_a_valid_config():
+    """A config without accounts loads (the reference's quick start has CONNECTOR_ACCOUNTS='{}')."""
+    assert parse_config({"ilpAddress": "test.quickstart"}).accounts == ()
+    assert parse_config({}, {"CONNECTOR_ACCOUNTS": "{}", "CONNECTOR_ILP_ADDRESS": "test.q"}).accounts == ()

@@ -103,5 +103,5 @@ def test_redis_bad_config(path, config, key):
 def test_unknown_store():
     """An unknown store name lists the available ones."""
     with pytest.raises(ConfigError) as caught:
-        make_store("leveldown", "", {}, Clock())
-    assert str(caught.value) == "store: unknown store 'leveldown'; available: memory, redis, sqlite"
+        make_store("ilp-store-nope", "", {}, Clock())
+    assert str(caught.value) == "store: unknown store 'ilp-store-nope'; available: memory, redis, sqlite"

@@ -11,6 +11,7 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.internet.task import Clock
 
 from ilptx.core.balances import BalanceState
+from ilptx.stores import StoreOpenError
 from ilptx.stores.sqlite import SCHEMA_VERSION, SqliteStore, StoreClosedError, StoreWriteError
 
 B = BalanceState
@@ -264,7 +265,8 @@ def test_newer_schema_is_refused(tmp_path):
     store = SqliteStore(str(path), reactor=clock, executor=executor)
     d = store.open()
     executor.finish()
-    assert isinstance(d.result.value, sqlite3.DatabaseError) and "schema version" in str(d.result.value)
+    assert isinstance(d.result.value, StoreOpenError) and str(d.result.value) == \
+        f"storePath: {path} has schema version {SCHEMA_VERSION + 1}; this ilptx knows up to {SCHEMA_VERSION}"
     d.addErrback(lambda _: None)
     assert executor.stopped
 
@@ -277,7 +279,7 @@ def test_synchronous_must_be_durable():
 
 @pytest_twisted.inlineCallbacks
 def test_second_store_on_the_same_file_is_refused(tmp_path):
-    """While one store has the file open, opening it again fails ('database is locked');
+    """While one store has the file open, opening it again fails with one line saying so;
     after close() it opens."""
     from twisted.internet import reactor
 
@@ -286,7 +288,8 @@ def test_second_store_on_the_same_file_is_refused(tmp_path):
     yield first.open()
     yield first.adjust("a", 1)
     second = SqliteStore(path, reactor=reactor)
-    with pytest.raises(sqlite3.OperationalError, match="locked"):
+    with pytest.raises(StoreOpenError, match=r"^storePath: .* is in use by another connector process "
+                                             r"\(sqlite: database is locked\)"):
         yield second.open()
     yield first.close()
     third = SqliteStore(path, reactor=reactor)
