@@ -10,6 +10,7 @@ from zope.interface import implementer
 from admin_harness import Node, child
 from ilptx.codec.ilp import Fulfill, Reject, encode_packet
 from ilptx.core.rates import StaticBackend
+from ilptx.interfaces import IAdminInfoProvider, IAdminInfoReceiver
 
 
 @pytest.fixture
@@ -63,8 +64,9 @@ def test_accounts_hides_plugin_options(node):
                 "connected": True, "adminInfo": False}}}
 
 
+@implementer(IAdminInfoProvider, IAdminInfoReceiver)
 class AdminPlugin:
-    """Adds the optional admin-info methods to a MemoryPlugin."""
+    """Adds the optional admin-info abilities to a MemoryPlugin."""
 
     def __init__(self, plugin):
         self._plugin = plugin
