@@ -32,9 +32,10 @@ class ILedgerPlugin(Interface):
     :class:`IAdminInfoProvider`, :class:`IAdminInfoReceiver`); a plugin that fails stops
     start-up with one ``ConfigError`` line naming ``accounts.<id>.plugin``.
 
-    Right after :meth:`connect`, the connector registers its data and money handlers
-    (already before) and, for peers and parents with route broadcasting on, sends CCP route
-    control (a Prepare to ``peer.route.control``) through :meth:`send_data`; see the README.
+    The connector registers its data and money handlers before :meth:`connect`. Once the
+    counterparty is there, a peer's or parent's plugin (route broadcasting on) is first sent
+    CCP route control through :meth:`send_data`: a Prepare to ``peer.route.control`` asking
+    for SYNC (README, "What a plugin receives").
     """
 
     account_id = Attribute("str: the id of the account this plugin serves (for log events).")

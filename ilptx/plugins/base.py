@@ -67,6 +67,8 @@ class PluginHandlers:
     :ivar money_handler: the registered money handler, or ``None``.
     """
 
+    account_id: str  # set by the subclass
+    _log: Logger  # set by the subclass
     data_handler: Optional[Callable] = None
     money_handler: Optional[Callable] = None
 

@@ -71,7 +71,8 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise ConfigError(_describe_entry_point(pm, pm.get_name(exc.plugin)), _unknown_hook(pm, exc.plugin)) from None
+        raise ConfigError(_describe_entry_point(pm, pm.get_name(exc.plugin) or "?"),
+                          _unknown_hook(pm, exc.plugin)) from None
     return pm
 
 
