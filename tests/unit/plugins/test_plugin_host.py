@@ -149,6 +149,17 @@ def test_entry_point_that_fails_to_import_is_one_line(distribution):
                                "ilptx_fakeledger: ModuleNotFoundError: No module named 'ilptx_no_such_dependency'")
 
 
+def test_hookimpl_with_arguments_the_spec_lacks_is_one_line(distribution):
+    """A hookimpl taking an argument the hookspec does not have is refused at registration, naming the entry point."""
+    distribution(GOOD_MODULE.replace("def ilptx_ledger_plugins():", "def ilptx_ledger_plugins(config):"))
+    with pytest.raises(ConfigError) as info:
+        make_plugin_manager()
+    message = str(info.value)
+    assert message.startswith("entry point 'fake-ledger' (ilptx_fakeledger, ilptx-fakeledger 1.0): cannot load "
+                              "ilptx_fakeledger: PluginValidationError: ")
+    assert "{'config'}" in message and "\n" not in message
+
+
 @pytest.mark.parametrize("returned, problem", [
     ("['fake-ledger']", "ilptx_ledger_plugins() must return a dict of name -> factory, not list"),
     ("{'fake-ledger': 42}", "ilptx_ledger_plugins() returned int for 'fake-ledger', not a callable factory"),
