@@ -308,10 +308,17 @@ class ConnectorHarness:
     Route broadcasting is on, as in production: a ``peer`` or ``parent`` plugin's counterparty
     receives CCP route control (a Prepare to ``peer.route.control``) once it connects.
 
+    :param factory: the ledger plugin factory under test.
+    :param options: the account's ``options`` for it.
+    :param relation: ``"peer"`` (default), ``"parent"`` or ``"child"``.
+    :param asset_code: / :param asset_scale: both accounts' asset (default USD, 9).
+    :param plugin_prefix: the address prefix routed to a non-child plugin account.
+    :param network: a :class:`FakeNetwork` to share (default a new one).
     :param config: more top-level config keys (e.g. ``{"routeBroadcastEnabled": False}``).
     :param settings: more keys of the plugin's account (e.g. ``{"balance": {...}}``).
     :ivar connector: the :class:`ilptx.node.Connector`.
-    :ivar plugin: the plugin the factory made; :ivar memory_client: the memory counterparty.
+    :ivar plugin: the plugin the factory made.
+    :ivar memory_client: the :class:`MemoryPlugin` counterparty of the ``memory`` account.
     :ivar network: the :class:`FakeNetwork`; give its ``reactor`` to your plugin's counterparty.
     """
 

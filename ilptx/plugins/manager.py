@@ -38,9 +38,8 @@ __all__ = ["make_plugin_manager", "ledger_plugin_factories", "middleware_factori
 #: How the connector calls every ledger plugin factory.
 FACTORY_CALL = "factory(options, *, account_id, services)"
 
-#: name under which each built-in plugin module is registered
-_BUILTINS = {"ilptx.builtin.btp": "btp", "ilptx.builtin.mini_accounts": "mini_accounts",
-             "ilptx.builtin.stream-receiver": "stream_receiver"}
+#: the built-in plugin modules are registered as ``ilptx.builtin.<module>``
+BUILTIN_PREFIX = "ilptx.builtin."
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -58,9 +57,8 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     pm.add_hookspecs(hookspecs)
     from ilptx.plugins import btp, mini_accounts, stream_receiver  # built-ins, registered like any third-party plugin
 
-    modules = {"btp": btp, "mini_accounts": mini_accounts, "stream_receiver": stream_receiver}
-    for name, module in _BUILTINS.items():
-        pm.register(modules[module], name=name)
+    for module in (btp, mini_accounts, stream_receiver):
+        pm.register(module, name=BUILTIN_PREFIX + module.__name__.rpartition(".")[2])
     if load_entry_points:
         for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
             try:
@@ -90,7 +88,7 @@ def _unknown_hook(pm: pluggy.PluginManager, plugin) -> str:
 
 def _describe_entry_point(pm: pluggy.PluginManager, name: str) -> str:
     """``entry point 'my-ledger' (my_package.hooks, my-dist 1.0)``, or the built-in's name."""
-    if name in _BUILTINS:
+    if name.startswith(BUILTIN_PREFIX):
         return f"built-in plugin {name!r}"
     for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME, name=name):
         dist = entry_point.dist
