@@ -19,8 +19,23 @@ class ILedgerPlugin(Interface):
 
     A plugin is made by a factory registered through the ``ilptx_ledger_plugins`` hook::
 
-        factory(options: dict, *, account_id: str, reactor, log: twisted.logger.Logger)
+        factory(options: dict, *, account_id: str, services: ilptx.plugins.base.PluginServices)
             -> ILedgerPlugin
+
+    ``options`` is the account's ``options`` object from the config (plain ``dict``/``list``
+    values); ``services`` holds the reactor, a logger and the connector's store
+    (:class:`ilptx.plugins.base.PluginServices`). The factory raises
+    :class:`ilptx.errors.ConfigError` (key ``accounts.<id>.options.<name>``) for invalid
+    options. The connector checks what the factory returns with
+    :func:`zope.interface.verify.verifyObject` against this interface and against every
+    optional interface the plugin declares (:class:`IAccountAddressAware`,
+    :class:`IAdminInfoProvider`, :class:`IAdminInfoReceiver`); a plugin that fails stops
+    start-up with one ``ConfigError`` line naming ``accounts.<id>.plugin``.
+
+    The connector registers its data and money handlers before :meth:`connect`. Once the
+    counterparty is there, a peer's or parent's plugin (route broadcasting on) is first sent
+    CCP route control through :meth:`send_data`: a Prepare to ``peer.route.control`` asking
+    for SYNC (README, "What a plugin receives").
     """
 
     account_id = Attribute("str: the id of the account this plugin serves (for log events).")
@@ -86,6 +101,56 @@ class ILedgerPlugin(Interface):
 
         :param listener: ``callable(bool)``: ``True`` on connect, ``False`` on disconnect.
         """
+
+
+# -- optional abilities of a ledger plugin ---------------------------------------------------
+#
+# A plugin declares each one it has, next to ILedgerPlugin: ``@implementer(ILedgerPlugin,
+# IAccountAddressAware)``. The connector asks ``I....providedBy(plugin)``, never ``getattr``,
+# and verifies every declared interface when the plugin is loaded.
+
+
+class IAccountAddressAware(Interface):
+    """A ledger plugin that must know its account's ILP address and asset, e.g. one that
+    serves many clients under its account and answers their IL-DCP requests (RFC 31):
+    ``mini-accounts``, ``stream-receiver``.
+
+    The connector calls :meth:`set_account_address` for a ``child`` account before
+    :meth:`ILedgerPlugin.connect` once its own address is known, and again whenever its
+    address changes (IL-DCP from a parent).
+    """
+
+    def set_account_address(address, asset_code=None, asset_scale=None):
+        """Tell the plugin its account's address.
+
+        :param address: ``str``, the account's ILP address: ``<connector address>.<segment>``.
+        :param asset_code: ``str`` or ``None`` (unchanged), the account's ``assetCode``.
+        :param asset_scale: ``int`` 0..255 or ``None`` (unchanged), the account's ``assetScale``.
+        :raises ValueError: not a valid ILP address.
+        """
+
+
+class IAdminInfoProvider(Interface):
+    """A ledger plugin with its own status for operators: ``GET /accounts/<id>`` on the
+    admin API answers ``{"account", "plugin", "info"}`` with it (501 for a plugin without
+    this interface), as the reference connector does with ``plugin.getAdminInfo()``."""
+
+    def get_admin_info():
+        """:returns: a JSON-serialisable ``dict`` (or a ``Deferred`` of one)."""
+
+
+class IAdminInfoReceiver(Interface):
+    """A ledger plugin that takes operator commands: ``POST /accounts/<id>`` on the admin
+    API hands it the JSON body and answers ``{"account", "plugin", "result"}`` (501 for a
+    plugin without this interface), as the reference does with ``plugin.sendAdminInfo()``."""
+
+    def send_admin_info(info):
+        """:param info: the decoded JSON body.
+        :returns: a JSON-serialisable result (or a ``Deferred`` of one)."""
+
+
+#: Every optional ability of a ledger plugin, in the order the connector verifies them.
+LEDGER_PLUGIN_ABILITIES = (IAccountAddressAware, IAdminInfoProvider, IAdminInfoReceiver)
 
 
 class IRateBackend(Interface):

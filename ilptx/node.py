@@ -27,9 +27,10 @@ from ilptx.core.routing import RoutingTable
 from ilptx.core.settlement import SettlementManager
 from ilptx.core.switch import PacketSwitch
 from ilptx.errors import ConfigError
-from ilptx.interfaces import ILedgerPlugin, IStore
+from ilptx.interfaces import IAccountAddressAware, IStore
 from ilptx.metrics import PrometheusStats
-from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager, middleware_factories
+from ilptx.plugins.base import PluginServices
+from ilptx.plugins.manager import ledger_plugin_factories, make_ledger_plugin, make_plugin_manager, middleware_factories
 
 __all__ = ["Connector", "OrderedMultiService", "StartupError", "Step", "build_connector", "runtime_account_config",
            "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
@@ -577,10 +578,9 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
         account = Account(ac.id, ac.relation, ac.asset_code, ac.asset_scale, plugin_name=ac.plugin,
                           ilp_address_segment=ac.ilp_address_segment, options=_thaw(ac.options),
                           settings=_thaw(ac.settings))
-        extra = {"store": store} if _accepts(factory, "store") else {}  # e.g. mini-accounts' tokens
-        plugin = factory(_thaw(ac.options), account_id=ac.id, reactor=reactor,
-                         log=Logger(namespace=f"ilptx.account.{ac.id}"), **extra)
-        verifyObject(ILedgerPlugin, plugin)
+        # one services object for every plugin; the result is verified (ConfigError if not a plugin)
+        plugin = make_ledger_plugin(ac.plugin, factory, _thaw(ac.options), account_id=ac.id, services=PluginServices(
+            reactor=reactor, log=Logger(namespace=f"ilptx.account.{ac.id}"), store=store))
         account.plugin = plugin
         # Middleware order decides which error wins (see ilptx.core.middleware).
         middlewares = make_middlewares(account, builtins, config.disable_middleware, custom, services)
@@ -622,17 +622,6 @@ def build_connector(config: ConnectorConfig, *, reactor, plugin_factories: Optio
                      reactor=reactor, account_builder=add_account)
 
 
-def _accepts(factory: Callable, name: str) -> bool:
-    """Whether a plugin factory takes the keyword ``name`` (optional extras such as ``store``)."""
-    import inspect
-
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(p.kind is p.VAR_KEYWORD for p in parameters.values())
-
-
 #: plugin names that serve their clients on one listener (``listener`` or the reference's ``port``)
 _MINI_ACCOUNTS = ("mini-accounts", "ilp-plugin-mini-accounts")
 
@@ -654,11 +643,11 @@ def _warn_open_listeners(accounts: Accounts, log: Logger) -> None:
 
 
 def _tell_plugin_address(account: Account, connector_address: str) -> None:
-    """A plugin that serves many clients under its account (mini-accounts) needs the account's
-    address, asset code and scale to answer their IL-DCP requests."""
-    tell = getattr(account.plugin, "set_account_address", None)
-    if tell is not None:
-        tell(f"{connector_address}.{account.segment}", account.asset_code, account.asset_scale)
+    """A plugin that declares :class:`~ilptx.interfaces.IAccountAddressAware` (one that serves
+    many clients under its account, e.g. mini-accounts) learns the account's address and asset."""
+    if IAccountAddressAware.providedBy(account.plugin):
+        account.plugin.set_account_address(f"{connector_address}.{account.segment}", account.asset_code,
+                                           account.asset_scale)
 
 
 def _thaw(value):

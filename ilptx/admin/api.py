@@ -4,8 +4,8 @@
 ``GET /status``          ``{"balances": {id: "123"}, "connected": {id: bool}, "localRoutingTable": {prefix: {"nextHop", "path"}}}``
 ``GET /routing``         ``{"routingTableId", "currentEpoch", "localRoutingTable", "forwardingRoutingTable", "routingLog", "peers"}``
 ``GET /accounts``        ``{"address", "accounts": {id: {"info": settings without options, "connected", "adminInfo"}}}``
-``GET /accounts/ID``     ``{"account", "plugin", "info"}`` from the plugin's ``get_admin_info()``
-``POST /accounts/ID``    ``{"account", "plugin", "result"}`` from the plugin's ``send_admin_info(body)``
+``GET /accounts/ID``     ``{"account", "plugin", "info"}`` from ``get_admin_info()`` (``IAdminInfoProvider``; else 501)
+``POST /accounts/ID``    ``{"account", "plugin", "result"}`` from ``send_admin_info(body)`` (``IAdminInfoReceiver``; else 501)
 ``PUT /accounts/ID``     add (201) or replace (200) an account at run time; body: an ``accounts.ID`` entry
 ``DELETE /accounts/ID``  remove an account at run time (204)
 ``GET /balance``         ``{"accounts": {id: {"balance", "minimum", "maximum", "incomingReserved", "outgoingReserved", "settling"}}}``
@@ -47,6 +47,7 @@ from werkzeug.exceptions import HTTPException
 
 from ilptx.admin.auth import BearerTokenGuard
 from ilptx.errors import ConfigError
+from ilptx.interfaces import IAdminInfoProvider, IAdminInfoReceiver
 from ilptx.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
 __all__ = ["AdminApi", "HttpError"]
@@ -132,10 +133,9 @@ class AdminApi:
     async def account_admin_info(self, request, account_id):
         """The plugin's own admin info (``get_admin_info()``)."""
         account = self._account(account_id)
-        get_info = getattr(account.plugin, "get_admin_info", None)
-        if get_info is None:
+        if not IAdminInfoProvider.providedBy(account.plugin):
             raise HttpError(501, f"plugin has no admin info. account={account_id}")
-        info = await maybeDeferred(get_info)
+        info = await maybeDeferred(account.plugin.get_admin_info)
         return _json(request, {"account": account_id, "plugin": account.plugin_name, "info": info})
 
     @app.route("/accounts/<account_id>", methods=["POST"])
@@ -143,10 +143,9 @@ class AdminApi:
         """Hand the JSON body to the plugin's ``send_admin_info(body)``."""
         body = _body(request)
         account = self._account(account_id)
-        send_info = getattr(account.plugin, "send_admin_info", None)
-        if send_info is None:
+        if not IAdminInfoReceiver.providedBy(account.plugin):
             raise HttpError(501, f"plugin does not support sending admin info. account={account_id}")
-        result = await maybeDeferred(send_info, body)
+        result = await maybeDeferred(account.plugin.send_admin_info, body)
         return _json(request, {"account": account_id, "plugin": account.plugin_name, "result": result})
 
     @app.route("/accounts/<account_id>", methods=["PUT"])
@@ -290,7 +289,7 @@ class AdminApi:
     def _account_status(self, account) -> dict:
         info = {k: v for k, v in _thaw(account.settings).items() if k != "options"}
         return {"info": info, "connected": bool(account.plugin.is_connected()),
-                "adminInfo": hasattr(account.plugin, "get_admin_info")}
+                "adminInfo": IAdminInfoProvider.providedBy(account.plugin)}
 
     def _validate_account(self, account_id: str, settings: Any):
         from ilptx.node import runtime_account_config

@@ -1,27 +1,79 @@
-"""What every ledger plugin does the same way: its handlers and connection listeners
-(the bookkeeping half of :class:`ilptx.interfaces.ILedgerPlugin`)."""
+"""The public toolkit for writing a ledger plugin (:class:`ilptx.interfaces.ILedgerPlugin`).
+
+* :class:`PluginServices` -- what the connector hands every plugin factory.
+* :class:`PluginHandlers` -- the bookkeeping half of ``ILedgerPlugin`` that every plugin does
+  the same way: one data handler, one money handler, connection listeners.
+* :func:`resolve_all` -- fire a list of waiting Deferreds with one outcome.
+
+A third-party plugin imports these (and :mod:`ilptx.interfaces`, :mod:`ilptx.testing`),
+never a private name of ilptx.
+"""
 
 from __future__ import annotations
 
-from typing import Callable, Optional
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
 
-from twisted.logger import LogLevel
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-__all__ = ["PluginHandlers", "resolve_all"]
+__all__ = ["PluginServices", "PluginHandlers", "resolve_all"]
+
+
+@dataclass(frozen=True)
+class PluginServices:
+    """What the connector gives a ledger plugin factory, the same for every plugin::
+
+        factory(options: dict, *, account_id: str, services: PluginServices) -> ILedgerPlugin
+
+    :ivar reactor: the reactor the plugin must use for all I/O and time: it provides
+        ``IReactorTime``, ``IReactorTCP``, ``IReactorSSL`` and a name resolver (the global
+        reactor under twistd; :class:`twisted.internet.testing.MemoryReactorClock` in tests).
+        Never import the global reactor in a plugin.
+    :ivar log: a :class:`twisted.logger.Logger` in namespace ``ilptx.account.<id>``; put
+        ``account=<id>`` in events so operators can filter them.
+    :ivar store: the connector's :class:`ilptx.interfaces.IStore`. A plugin keeps its own
+        durable state there with ``get``/``put``/``delete``/``keys`` (``str`` values) under
+        keys that start with its plugin name and account id (``mini-accounts:<id>:...``); the
+        balance methods belong to the connector.
+    """
+
+    reactor: Any
+    log: Logger
+    store: Any
 
 
 class PluginHandlers:
-    """Mixin: ``register_*``/``deregister_*`` handlers and connection listeners.
+    """Mixin for a ledger plugin: the ``register_*``/``deregister_*`` handler methods and the
+    connection listeners of :class:`ilptx.interfaces.ILedgerPlugin`, done once.
 
-    Subclasses set ``account_id`` and ``_log`` (a :class:`twisted.logger.Logger`) and call
-    :meth:`_notify_connection` when their counterparty comes or goes.
+    Use it like this::
+
+        @implementer(ILedgerPlugin)
+        class MyPlugin(PluginHandlers):
+            def __init__(self, options, *, account_id, services):
+                self.account_id = account_id     # required by ILedgerPlugin
+                self._log = services.log         # used to report a failing listener
+                self._init_handlers()            # before anything registers
+
+            # ... connect, disconnect, is_connected, send_data, send_money ...
+            # when the counterparty comes or goes: self._notify_connection(True / False)
+            # an incoming Prepare: self.data_handler(prepare_bytes) -> bytes | Deferred[bytes]
+            # an incoming settlement: self.money_handler(amount) -> None | Deferred[None]
+
+    :ivar data_handler: the registered data handler, or ``None``: a plugin answers an
+        incoming Prepare then with a T01/F02 error of its own (the connector registers one
+        before :meth:`connect`).
+    :ivar money_handler: the registered money handler, or ``None``.
     """
 
+    account_id: str  # set by the subclass
+    _log: Logger  # set by the subclass
     data_handler: Optional[Callable] = None
     money_handler: Optional[Callable] = None
 
     def _init_handlers(self) -> None:
+        """Start with no handlers and no listeners; call it from ``__init__``."""
         self.data_handler = None
         self.money_handler = None
         self._connection_listeners: list[Callable[[bool], object]] = []
@@ -61,7 +113,11 @@ class PluginHandlers:
         self._connection_listeners.append(listener)
 
     def _notify_connection(self, connected: bool) -> None:
-        """Tell every listener; one that fails is logged and does not stop the others."""
+        """Tell every listener that the counterparty is there (``True``) or gone (``False``).
+
+        Call it on each change only. A listener that raises is logged (at error, on
+        ``self._log``) and does not stop the others.
+        """
         for listener in list(self._connection_listeners):
             try:
                 listener(connected)
@@ -71,7 +127,14 @@ class PluginHandlers:
 
 
 def resolve_all(waiters: list, result) -> None:
-    """Fire every Deferred in ``waiters`` with ``result`` (errback if it is a Failure)."""
+    """Fire every Deferred in ``waiters`` with ``result``, e.g. everyone waiting for
+    ``connect()`` once the link is up (or could not come up).
+
+    :param waiters: ``list[Deferred]``; take it out of your object before calling, since a
+        callback may append new waiters.
+    :param result: a value (``callback``) or a :class:`~twisted.python.failure.Failure`
+        (``errback``; each waiter gets the same Failure).
+    """
     for d in waiters:
         if isinstance(result, Failure):
             d.errback(result)

@@ -103,7 +103,7 @@ from ilptx.codec.btp import (
 from ilptx.codec.oer import UINT64_MAX
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import ILedgerPlugin
-from ilptx.plugins.base import PluginHandlers, resolve_all
+from ilptx.plugins.base import PluginHandlers, PluginServices, resolve_all
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import (
     BtpAuthError,
@@ -130,6 +130,7 @@ __all__ = [
     "BtpRemoteError",
     "BtpTimeoutError",
     "BtpAuthError",
+    "btp_factory",
     "ilptx_ledger_plugins",
 ]
 
@@ -694,10 +695,15 @@ class BtpPlugin(PluginHandlers):
         self._notify_connection(connected)
 
 
+def btp_factory(options: dict, *, account_id: str, services: PluginServices) -> BtpPlugin:
+    """The ``btp`` ledger plugin factory: a :class:`BtpPlugin` on ``services.reactor``/``.log``.
+
+    :raises ConfigError: invalid options.
+    """
+    return BtpPlugin(options, account_id=account_id, reactor=services.reactor, log=services.log)
+
+
 @hookimpl
 def ilptx_ledger_plugins():
-    """Register :class:`BtpPlugin` as ``btp`` and ``ilp-plugin-btp`` (the reference's name).
-
-    The class is the factory: ``BtpPlugin(options, *, account_id, reactor, log)``.
-    """
-    return {"btp": BtpPlugin, "ilp-plugin-btp": BtpPlugin}
+    """Register :func:`btp_factory` as ``btp`` and ``ilp-plugin-btp`` (the reference's name)."""
+    return {"btp": btp_factory, "ilp-plugin-btp": btp_factory}

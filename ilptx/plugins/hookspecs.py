@@ -6,8 +6,15 @@ A distribution exposes a module (or object) under the ``ilptx`` entry-point grou
     ilptx =
         my-ledger = my_package.ilptx_hooks
 
-and implements any of these hooks with :data:`hookimpl`. Hooks run at start-up only, never
-on the per-packet path. Built-in plugins (``btp``) register through the same hooks.
+and implements any of these hooks with :data:`hookimpl`. Hooks run once at start-up, never
+on the per-packet path. Built-in plugins (``btp``, ``mini-accounts``, ``stream-receiver``)
+register through the same hooks.
+
+The connector is strict about what it loads (:mod:`ilptx.plugins.manager`): an entry point
+that fails to import, a function marked :data:`hookimpl` whose name is not one of the hooks
+below (pluggy's ``check_pending``; e.g. ``ilptx_ledger_plugin`` without the ``s``), or a hook
+that returns anything but a ``dict`` of ``str`` → callable stops start-up with one
+:class:`ilptx.errors.ConfigError` line naming the entry point and exit status 2.
 """
 
 from __future__ import annotations
@@ -27,9 +34,19 @@ def ilptx_ledger_plugins():
 
     :returns: ``dict[str, factory]`` mapping every name the plugin answers to in an
         account's ``plugin`` key (e.g. ``{"btp": f, "ilp-plugin-btp": f}``) to a factory
-        ``factory(options: dict, *, account_id: str, reactor, log) -> ILedgerPlugin``
-        (:class:`ilptx.interfaces.ILedgerPlugin`). Two distributions claiming the same
-        name stop start-up with a :class:`ilptx.errors.ConfigError`.
+        called once per account that names it::
+
+            factory(options: dict, *, account_id: str,
+                    services: ilptx.plugins.base.PluginServices) -> ILedgerPlugin
+
+        ``options`` is the account's ``options``; ``services`` has ``reactor``, ``log`` and
+        ``store`` (:class:`ilptx.plugins.base.PluginServices`). The result must provide
+        :class:`ilptx.interfaces.ILedgerPlugin` and may declare optional abilities
+        (:data:`ilptx.interfaces.LEDGER_PLUGIN_ABILITIES`); both are verified with
+        ``zope.interface.verify``. A factory whose signature does not take that call, that
+        raises (other than :class:`ilptx.errors.ConfigError` for its options) or whose
+        result fails verification stops start-up with one ``ConfigError`` naming
+        ``accounts.<id>.plugin``. Two distributions claiming the same name stop start-up too.
     """
 
 

@@ -1,15 +1,45 @@
-"""Building the pluggy plugin manager and looking up ledger plugin factories."""
+"""The plugin host: finding ledger plugins and middleware types (pluggy), and making and
+checking each account's ledger plugin (zope.interface).
+
+Everything that can be wrong with an installed plugin stops start-up with one
+:class:`~ilptx.errors.ConfigError` line, never a traceback:
+
+* an ``ilptx`` entry point that fails to import or register, or that implements a hook
+  ilptx does not define (a misspelling such as ``ilptx_ledger_plugin``): the key names the
+  entry point (``entry point 'my-ledger' (my_package.hooks, my-dist 1.0)``);
+* a hook that raises or returns something other than a ``dict`` of ``str`` → callable: the
+  same;
+* a factory that cannot be called as ``factory(options, *, account_id, services)``, or that
+  fails, or returns an object that does not provide :class:`~ilptx.interfaces.ILedgerPlugin`
+  (and every optional interface it declares): the key is ``accounts.<id>.plugin``.
+"""
 
 from __future__ import annotations
 
+import difflib
+import importlib.metadata
+import inspect
+from collections.abc import Mapping
 from typing import Callable
 
 import pluggy
+from zope.interface.exceptions import BrokenImplementation, BrokenMethodImplementation, DoesNotImplement, Invalid
+from zope.interface.interface import Method
+from zope.interface.verify import verifyObject
 
 from ilptx.errors import ConfigError
+from ilptx.interfaces import LEDGER_PLUGIN_ABILITIES, ILedgerPlugin
 from ilptx.plugins import hookspecs
+from ilptx.plugins.base import PluginServices
 
-__all__ = ["make_plugin_manager", "ledger_plugin_factories", "middleware_factories"]
+__all__ = ["make_plugin_manager", "ledger_plugin_factories", "middleware_factories", "make_ledger_plugin",
+           "FACTORY_CALL"]
+
+#: How the connector calls every ledger plugin factory.
+FACTORY_CALL = "factory(options, *, account_id, services)"
+
+#: the built-in plugin modules are registered as ``ilptx.builtin.<module>``
+BUILTIN_PREFIX = "ilptx.builtin."
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -18,41 +48,165 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     Built-ins are registered first, under their own names, so an installed distribution
     cannot silently replace them (pluggy skips an entry point whose name is taken).
 
-    :param load_entry_points: load third-party distributions (off in some unit tests).
+    :param load_entry_points: load third-party distributions; tests of the host pass
+        ``False`` so that they do not depend on what is installed in the environment.
+    :raises ConfigError: an entry point fails to import or register, or implements an
+        unknown hook (key: the entry point).
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
     from ilptx.plugins import btp, mini_accounts, stream_receiver  # built-ins, registered like any third-party plugin
 
-    pm.register(btp, name="ilptx.builtin.btp")
-    pm.register(mini_accounts, name="ilptx.builtin.mini_accounts")
-    pm.register(stream_receiver, name="ilptx.builtin.stream-receiver")
+    for module in (btp, mini_accounts, stream_receiver):
+        pm.register(module, name=BUILTIN_PREFIX + module.__name__.rpartition(".")[2])
     if load_entry_points:
-        pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME)
+        for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+            try:
+                pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=entry_point.name)
+            except Exception as exc:
+                raise ConfigError(_describe_entry_point(pm, entry_point.name),
+                                  f"cannot load {entry_point.value}: {_one_line(exc)}") from None
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise ConfigError(_describe_entry_point(pm, pm.get_name(exc.plugin) or "?"),
+                          _unknown_hook(pm, exc.plugin)) from None
     return pm
 
 
-def _collect(results, what: str) -> dict[str, Callable]:
+def _unknown_hook(pm: pluggy.PluginManager, plugin) -> str:
+    """What ``check_pending`` found in ``plugin``, with the hook it was probably meant to be."""
+    callers = {name: getattr(pm.hook, name) for name in vars(pm.hook)}
+    defined = sorted(name for name, caller in callers.items() if caller.has_spec())
+    problems = []
+    for name, caller in sorted(callers.items()):
+        if not caller.has_spec() and any(impl.plugin is plugin for impl in caller.get_hookimpls()):
+            close = difflib.get_close_matches(name, defined, n=1)
+            problems.append(f"unknown hook {name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return "; ".join(problems) + f"; ilptx defines {', '.join(defined)}"
+
+
+def _describe_entry_point(pm: pluggy.PluginManager, name: str) -> str:
+    """``entry point 'my-ledger' (my_package.hooks, my-dist 1.0)``, or the built-in's name."""
+    if name.startswith(BUILTIN_PREFIX):
+        return f"built-in plugin {name!r}"
+    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME, name=name):
+        dist = entry_point.dist
+        where = f", {dist.metadata['Name']} {dist.version}" if dist is not None else ""
+        return f"entry point {name!r} ({entry_point.value}{where})"
+    return f"plugin {name!r}"
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _collect(pm: pluggy.PluginManager, hook_name: str) -> dict[str, Callable]:
+    """Call ``hook_name`` of every registered plugin, checking each answer on its own."""
     factories: dict[str, Callable] = {}
-    for result in results:
-        for name, factory in (result or {}).items():
+    owners: dict[str, str] = {}
+    for impl in getattr(pm.hook, hook_name).get_hookimpls():  # in registration order
+        where = _describe_entry_point(pm, impl.plugin_name)
+        try:
+            result = impl.function()
+        except Exception as exc:
+            raise ConfigError(where, f"{hook_name}() failed: {_one_line(exc)}") from None
+        if result is None:
+            continue
+        if not isinstance(result, Mapping):
+            raise ConfigError(where, f"{hook_name}() must return a dict of name -> factory, "
+                                     f"not {type(result).__name__}")
+        for name, factory in result.items():
+            if not isinstance(name, str) or not name:
+                raise ConfigError(where, f"{hook_name}() returned the name {name!r}; names are non-empty strings")
+            if not callable(factory):
+                raise ConfigError(where, f"{hook_name}() returned {type(factory).__name__} for {name!r}, "
+                                         "not a callable factory")
             if name in factories and factories[name] is not factory:
-                raise ConfigError(what, f"two installed plugins both claim the name {name!r}")
-            factories[name] = factory
+                raise ConfigError(where, f"two installed plugins both claim the name {name!r} "
+                                         f"(the other: {owners[name]})")
+            factories[name], owners[name] = factory, where
     return factories
 
 
 def ledger_plugin_factories(pm: pluggy.PluginManager) -> dict[str, Callable]:
     """Collect the name → factory map from every ``ilptx_ledger_plugins`` implementation.
 
-    :raises ConfigError: two plugins claim the same name.
+    :raises ConfigError: a hook fails or returns the wrong type, or two plugins claim the
+        same name (key: the entry point).
     """
-    return _collect(pm.hook.ilptx_ledger_plugins(), "plugin")
+    return _collect(pm, "ilptx_ledger_plugins")
 
 
 def middleware_factories(pm: pluggy.PluginManager) -> dict[str, Callable]:
     """Collect the type → factory map from every ``ilptx_middlewares`` implementation.
 
-    :raises ConfigError: two plugins claim the same type name.
+    :raises ConfigError: as :func:`ledger_plugin_factories`.
     """
-    return _collect(pm.hook.ilptx_middlewares(), "middlewares")
+    return _collect(pm, "ilptx_middlewares")
+
+
+def make_ledger_plugin(plugin_name: str, factory: Callable, options: dict, *, account_id: str,
+                       services: PluginServices):
+    """Make one account's ledger plugin and check it is one.
+
+    The factory is called as :data:`FACTORY_CALL`; the result must provide
+    :class:`~ilptx.interfaces.ILedgerPlugin` and every optional interface it declares
+    (:data:`~ilptx.interfaces.LEDGER_PLUGIN_ABILITIES`), as
+    :func:`zope.interface.verify.verifyObject` checks them.
+
+    :param plugin_name: the account's ``plugin`` value (for messages).
+    :returns: the plugin.
+    :raises ConfigError: the factory raised one (invalid options: passed on unchanged); or,
+        with key ``accounts.<account_id>.plugin``: the factory's signature does not take that
+        call, the factory failed, or its result does not implement the interfaces.
+    """
+    key = f"accounts.{account_id}.plugin"
+    what = f"plugin {plugin_name!r} ({_qualname(factory)})"
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # not introspectable (e.g. a C callable): the call tells
+        signature = None
+    if signature is not None:
+        try:
+            signature.bind(options, account_id=account_id, services=services)
+        except TypeError as exc:
+            raise ConfigError(key, f"{what}: the factory{signature} cannot be called as "
+                                   f"{FACTORY_CALL}: {exc}") from None
+    try:
+        plugin = factory(options, account_id=account_id, services=services)
+    except ConfigError:
+        raise
+    except Exception as exc:
+        raise ConfigError(key, f"{what}: the factory failed: {_one_line(exc)}") from None
+    for interface in (ILedgerPlugin, *LEDGER_PLUGIN_ABILITIES):
+        if interface is ILedgerPlugin or interface.providedBy(plugin):
+            try:
+                verifyObject(interface, plugin)
+            except Invalid as exc:
+                raise ConfigError(key, f"{what} made {type(plugin).__name__}, which is not a valid "
+                                       f"{interface.__name__}: {_invalid(exc, interface)}") from None
+    return plugin
+
+
+def _qualname(factory: Callable) -> str:
+    name = getattr(factory, "__qualname__", None) or type(factory).__qualname__
+    return f"{getattr(factory, '__module__', '?')}.{name}"
+
+
+def _invalid(exc: Invalid, interface) -> str:
+    """What ``verifyObject`` found, in one line: ``missing send_money(); send_data(): ...``."""
+    problems = []
+    for one in getattr(exc, "exceptions", None) or [exc]:
+        if isinstance(one, DoesNotImplement):
+            problems.append(f"does not declare @implementer({interface.__name__})")
+        elif isinstance(one, BrokenMethodImplementation):
+            method = one.method if isinstance(one.method, str) else one.method.getName()
+            problems.append(f"{method}(): {' '.join(str(one.mess).split())}")
+        elif isinstance(one, BrokenImplementation):
+            name = one.name if isinstance(one.name, str) else one.name.getName()
+            problems.append(f"missing {name}()" if isinstance(interface.get(name), Method) else f"missing {name}")
+        else:
+            problems.append(" ".join(str(one).split()))
+    return "; ".join(problems)

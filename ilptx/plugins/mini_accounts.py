@@ -152,7 +152,7 @@ from ilptx.errors import (
     PeerUnreachableError,
     UnreachableError,
 )
-from ilptx.interfaces import ILedgerPlugin
+from ilptx.interfaces import IAccountAddressAware, ILedgerPlugin
 from ilptx.plugins.btp import (
     DEFAULT_AUTH_TIMEOUT_MS,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -164,7 +164,7 @@ from ilptx.plugins.btp import (
     parse_listener,
 )
 from ilptx.core.ildcp import fetch_config
-from ilptx.plugins.base import PluginHandlers, resolve_all
+from ilptx.plugins.base import PluginHandlers, PluginServices, resolve_all
 from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.transport.btp_session import BtpSession, Role
@@ -178,6 +178,7 @@ __all__ = [
     "token_to_account",
     "hashed_token",
     "token_key",
+    "mini_accounts_factory",
     "ilptx_ledger_plugins",
 ]
 
@@ -487,7 +488,7 @@ class _Connection:
 
 # -- the plugin ---------------------------------------------------------------------------
 
-@implementer(ILedgerPlugin)
+@implementer(ILedgerPlugin, IAccountAddressAware)
 class MiniAccountsPlugin(PluginHandlers):
     """Many BTP clients behind one account: :class:`~ilptx.interfaces.ILedgerPlugin`.
 
@@ -933,10 +934,17 @@ class MiniAccountsPlugin(PluginHandlers):
         return reply, True
 
 
+def mini_accounts_factory(options: dict, *, account_id: str, services: PluginServices) -> MiniAccountsPlugin:
+    """The ``mini-accounts`` ledger plugin factory: a :class:`MiniAccountsPlugin` on
+    ``services.reactor``/``.log`` that keeps its clients' tokens in ``services.store``.
+
+    :raises ConfigError: invalid options.
+    """
+    return MiniAccountsPlugin(options, account_id=account_id, reactor=services.reactor, log=services.log,
+                              store=services.store)
+
+
 @hookimpl
 def ilptx_ledger_plugins():
-    """Register :class:`MiniAccountsPlugin` as ``mini-accounts`` and ``ilp-plugin-mini-accounts``.
-
-    The class is the factory: ``MiniAccountsPlugin(options, *, account_id, reactor, log, store=None)``.
-    """
-    return {"mini-accounts": MiniAccountsPlugin, "ilp-plugin-mini-accounts": MiniAccountsPlugin}
+    """Register :func:`mini_accounts_factory` as ``mini-accounts`` and ``ilp-plugin-mini-accounts``."""
+    return {"mini-accounts": mini_accounts_factory, "ilp-plugin-mini-accounts": mini_accounts_factory}

@@ -31,18 +31,20 @@ from twisted.logger import Logger
 from zope.interface import implementer
 
 from ilptx.errors import ConfigError
-from ilptx.interfaces import ILedgerPlugin
-from ilptx.plugins.base import PluginHandlers
+from ilptx.interfaces import IAccountAddressAware, ILedgerPlugin
+from ilptx.plugins.base import PluginHandlers, PluginServices
 from ilptx.plugins.hookspecs import hookimpl
 from ilptx.stream.server import StreamServer
 from ilptx.stream.spsp import SpspServer
 
-__all__ = ["StreamReceiverPlugin"]
+__all__ = ["StreamReceiverPlugin", "stream_receiver_factory"]
 
 
-@implementer(ILedgerPlugin)
+@implementer(ILedgerPlugin, IAccountAddressAware)
 class StreamReceiverPlugin(PluginHandlers):
-    """The factory and the plugin: ``StreamReceiverPlugin(options, *, account_id, reactor, log=None)``."""
+    """The plugin: ``StreamReceiverPlugin(options, *, account_id, reactor, log=None)``; the
+    connector makes it with :func:`stream_receiver_factory`. The connector tells it the
+    account's address (:class:`~ilptx.interfaces.IAccountAddressAware`)."""
 
     def __init__(self, options: dict, *, account_id: str, reactor, log: Optional[Logger] = None) -> None:
         self.account_id = account_id
@@ -146,7 +148,16 @@ class StreamReceiverPlugin(PluginHandlers):
 
 
 
+def stream_receiver_factory(options: dict, *, account_id: str, services: PluginServices) -> StreamReceiverPlugin:
+    """The ``stream-receiver`` ledger plugin factory: a :class:`StreamReceiverPlugin` on
+    ``services.reactor``/``.log``.
+
+    :raises ConfigError: invalid options.
+    """
+    return StreamReceiverPlugin(options, account_id=account_id, reactor=services.reactor, log=services.log)
+
+
 @hookimpl
 def ilptx_ledger_plugins():
     """The built-in STREAM receiver plugin."""
-    return {"stream-receiver": StreamReceiverPlugin}
+    return {"stream-receiver": stream_receiver_factory}

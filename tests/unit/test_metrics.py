@@ -56,7 +56,7 @@ class Net:
             client.connect()
         self.clients["bob"].register_data_handler(fulfilling_handler([FULFILLMENT], address="test.node.bob"))
 
-    def _factory(self, options, *, account_id, reactor, log):
+    def _factory(self, options, *, account_id, services):
         plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
         plugin.peer, client.peer = client, plugin
         self.clients[account_id] = client

@@ -25,7 +25,7 @@ class Factory:
         self.clients = {}
         self.options = {}
 
-    def __call__(self, options, *, account_id, reactor, log):
+    def __call__(self, options, *, account_id, services):
         plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
         plugin.peer, client.peer = client, plugin
         self.clients[account_id] = client

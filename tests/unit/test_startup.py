@@ -101,7 +101,7 @@ def test_stop_during_start_up_cancels_the_step_under_way():
 
 
 def plugin_factory(plugins):
-    def factory(options, *, account_id, reactor, log):
+    def factory(options, *, account_id, services):
         plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
         plugin.peer, client.peer = client, plugin
         plugins[account_id] = plugin

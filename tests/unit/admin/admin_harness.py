@@ -80,7 +80,7 @@ class Node:
         self.api = AdminApi(self.connector, token=token)
         self.http = StubTreq(self.api.resource())
 
-    def _factory(self, options, *, account_id, reactor, log):
+    def _factory(self, options, *, account_id, services):
         plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
         plugin.peer, client.peer = client, plugin
         self.clients[account_id] = client

@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from zope.interface import implementer
 
 from admin_harness import Node, child
 from ilptx.codec.ilp import Fulfill, Reject, encode_packet
 from ilptx.core.rates import StaticBackend
+from ilptx.interfaces import IAdminInfoProvider, IAdminInfoReceiver
 
 
 @pytest.fixture
@@ -62,8 +64,8 @@ def test_accounts_hides_plugin_options(node):
                 "connected": True, "adminInfo": False}}}
 
 
-class AdminPlugin:
-    """Adds the optional admin-info methods to a MemoryPlugin."""
+class UndeclaredAdminPlugin:
+    """Adds the admin-info methods to a MemoryPlugin, without declaring the abilities."""
 
     def __init__(self, plugin):
         self._plugin = plugin
@@ -80,6 +82,11 @@ class AdminPlugin:
         return {"ok": True}
 
 
+@implementer(IAdminInfoProvider, IAdminInfoReceiver)
+class AdminPlugin(UndeclaredAdminPlugin):
+    """Adds the optional admin-info abilities to a MemoryPlugin."""
+
+
 def test_account_admin_info_get_and_post(node):
     """GET/POST /accounts/ID: the plugin's get_admin_info()/send_admin_info(body) results."""
     account = node.connector.accounts.get("alice")
@@ -91,6 +98,16 @@ def test_account_admin_info_get_and_post(node):
     reply = node.request("POST", "/accounts/alice", {"action": "close"})
     assert reply.json == {"account": "alice", "plugin": "mem", "result": {"ok": True}}
     assert account.plugin.sent == [{"action": "close"}]
+
+
+def test_account_admin_info_is_declared_not_sniffed(node):
+    """A plugin with get_admin_info/send_admin_info that does not declare IAdminInfoProvider/-Receiver gets 501."""
+    account = node.connector.accounts.get("alice")
+    account.plugin = UndeclaredAdminPlugin(account.plugin)
+    assert not IAdminInfoProvider.providedBy(account.plugin) and hasattr(account.plugin, "get_admin_info")
+    assert node.request("GET", "/accounts/alice").code == 501
+    assert node.request("POST", "/accounts/alice", {"x": 1}).code == 501
+    assert node.request("GET", "/accounts").json["accounts"]["alice"]["adminInfo"] is False
 
 
 def test_account_admin_info_errors(node):

@@ -156,7 +156,7 @@ class Network:
         self.clock.advance(0)
 
     def _factory(self, conn):
-        def make(options, *, account_id, reactor, log):
+        def make(options, *, account_id, services):
             plugin = MemoryPlugin(f"{conn}:{account_id}")
             self.plugins[(conn, account_id)] = plugin
             if (conn, account_id) not in self.partner:  # an app: give it a client side

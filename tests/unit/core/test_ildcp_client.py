@@ -40,7 +40,7 @@ def build(extra=None):
     clock.advance(1_700_000_000)
     clients = {}
 
-    def factory(options, *, account_id, reactor, log):
+    def factory(options, *, account_id, services):
         plugin, client = MemoryPlugin(account_id), MemoryPlugin(account_id + "-client")
         plugin.peer, client.peer = client, plugin
         clients[account_id] = client

@@ -22,6 +22,7 @@ from ilptx.plugins.btp import (
     BtpRemoteError,
     BtpTimeoutError,
     ReconnectPolicy,
+    btp_factory,
     parse_options,
 )
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager
@@ -107,9 +108,9 @@ def connected_pair(server_options=SERVER_OPTIONS, client_options=CLIENT_OPTIONS)
 # -- registration and options -------------------------------------------------------------
 
 def test_registered_as_btp_and_ilp_plugin_btp():
-    """The built-in hook offers BtpPlugin under 'btp' and the reference's 'ilp-plugin-btp'."""
+    """The built-in hook offers btp_factory under 'btp' and the reference's 'ilp-plugin-btp'."""
     factories = ledger_plugin_factories(make_plugin_manager(load_entry_points=False))
-    assert factories["btp"] is BtpPlugin and factories["ilp-plugin-btp"] is BtpPlugin
+    assert factories["btp"] is btp_factory and factories["ilp-plugin-btp"] is btp_factory
 
 
 def test_provides_ledger_plugin_interface():

@@ -38,7 +38,13 @@ from ilptx.errors import (
 from ilptx.interfaces import ILedgerPlugin
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.plugins.manager import ledger_plugin_factories, make_plugin_manager
-from ilptx.plugins.mini_accounts import MiniAccountsPlugin, parse_options, token_key, token_to_account
+from ilptx.plugins.mini_accounts import (
+    MiniAccountsPlugin,
+    mini_accounts_factory,
+    parse_options,
+    token_key,
+    token_to_account,
+)
 from ilptx.transport.btp_ws import BtpClientFactory
 
 ACCT = "test.conn.mini"
@@ -162,10 +168,10 @@ def make_plugin(options=None, store=None, address=ACCT, connect=True, **extra):
 # -- registration and options -------------------------------------------------------------
 
 def test_registered_under_both_names():
-    """The built-in hook offers MiniAccountsPlugin as 'mini-accounts' and 'ilp-plugin-mini-accounts'."""
+    """The built-in hook offers mini_accounts_factory as 'mini-accounts' and 'ilp-plugin-mini-accounts'."""
     factories = ledger_plugin_factories(make_plugin_manager(load_entry_points=False))
-    assert factories["mini-accounts"] is MiniAccountsPlugin
-    assert factories["ilp-plugin-mini-accounts"] is MiniAccountsPlugin
+    assert factories["mini-accounts"] is mini_accounts_factory
+    assert factories["ilp-plugin-mini-accounts"] is mini_accounts_factory
 
 
 def test_provides_ledger_plugin_interface():
