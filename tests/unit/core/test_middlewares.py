@@ -231,6 +231,24 @@ def test_money_received_reduces_what_the_peer_owes():
     assert net.stats.values[("incoming_money", "alice", "succeeded")] == 30
 
 
+def test_verified_settlement_below_minimum_is_recorded_and_logged_loudly(monkeypatch):
+    """A verified settlement is booked even past balance.minimum, with an error naming account, amount, balance."""
+    from twisted.logger import Logger, LogLevel
+
+    from ilptx.core.middleware import balance
+
+    events = []
+    monkeypatch.setattr(balance, "log", Logger(observer=events.append))
+    net = Net(alice={"balance": {"minimum": "-50", "maximum": "1000"}})
+    net.clients["alice"].send_money(30)
+    assert net.balance("alice") == -30 and events == []
+    net.clients["alice"].send_money(70)
+    assert net.balance("alice") == -100
+    (event,) = events
+    assert event["log_level"] is LogLevel.error
+    assert (event["account"], event["amount"], event["balance"], event["minimum"]) == ("alice", 70, -100, -50)
+
+
 # -- echo --------------------------------------------------------------------------------------
 
 def test_echo_request_is_sent_back_to_its_source():

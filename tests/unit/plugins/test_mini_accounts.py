@@ -144,12 +144,12 @@ def prepare(reactor, destination, amount=10, seconds=30):
     return encode_packet(Prepare(amount, expiry(reactor, seconds), CONDITION, destination, b"hi"))
 
 
-def make_plugin(options=None, store=None, address=ACCT, connect=True, **extra):
+def make_plugin(options=None, store=None, address=ACCT, connect=True, plugin_class=None, **extra):
     reactor = MemoryReactorClock()
     reactor.advance(1_700_000_000)
     events = []
     opts = {"listener": {"port": 7000, "host": "127.0.0.1"}, **(options or {})}
-    plugin = MiniAccountsPlugin(opts, account_id="mini", reactor=reactor,
+    plugin = (plugin_class or MiniAccountsPlugin)(opts, account_id="mini", reactor=reactor,
                                 log=Logger(namespace="t", observer=events.append), store=store, **extra)
     if address is not None:
         plugin.set_account_address(address, "XRP", 6)
@@ -388,14 +388,32 @@ def test_incoming_reject_releases_the_reservation():
     assert plugin.client_balance("alice") == plugin.client_balance("nobody")
 
 
-def test_transfer_from_client_goes_to_money_handler():
-    """A BTP Transfer from a client reaches the money handler and lowers that client's balance."""
+def test_unverified_transfer_from_client_is_f00_and_moves_no_money():
+    """A BTP Transfer from a client gets F00 (the reference's message); no handler call, no balance change."""
     plugin, _ = make_plugin()
     paid = []
     plugin.register_money_handler(paid.append)
     ws = FakeWs(plugin)
     ws.login("alice", "a")
-    ws.receive(Transfer(4, 25))
+    ws.receive(Transfer(4, 2**64 - 1))
+    error = ws.frames[-1]
+    assert (error.request_id, error.code, error.name) == (4, "F00", "NotAcceptedError")
+    assert b"No sendMoney functionality is included in this module" in error.data
+    assert paid == [] and plugin.client_balance("alice").balance == 0
+
+
+def test_verified_transfer_from_client_lowers_its_balance():
+    """A subclass's verify_transfer decides: the verified amount reaches the handler and lowers the client's balance."""
+    class Settling(MiniAccountsPlugin):
+        def verify_transfer(self, client, transfer):
+            return 25 if client == "alice" else 0
+
+    plugin, _ = make_plugin(plugin_class=Settling)
+    paid = []
+    plugin.register_money_handler(paid.append)
+    ws = FakeWs(plugin)
+    ws.login("alice", "a")
+    ws.receive(Transfer(4, 1000))
     assert ws.frames[-1] == Response(4) and paid == [25]
     assert plugin.client_balance("alice").balance == -25
 
