@@ -10,18 +10,25 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import resource
+import sqlite3
+import subprocess
+import tempfile
+import threading
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 import pytest_twisted
 import treq
 from twisted.internet import reactor
-from twisted.internet.defer import DeferredList
+from twisted.internet.defer import Deferred, DeferredList
 
 from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_response, encode_packet
 from ilptx.plugins.btp import BtpPlugin, BtpRemoteError
 from ilptx.testing import fulfilling_handler
-from integration.procs import free_ports, wait_for_port
+from integration.procs import REPO, TWISTD, Process, free_ports, wait_for_port
 
 pytestmark = pytest.mark.integration
 
@@ -65,6 +72,21 @@ def balances(admin_port: int):
 
 
 @pytest_twisted.inlineCallbacks
+def alice_and_bob(alice_port: int, bob_port: int):
+    """Connect the two BTP clients: alice sends, bob fulfills everything (``handler.received``).
+
+    :returns: ``(alice, bob, handler)``.
+    """
+    bob = BtpPlugin({"server": f"btp+ws://:b@127.0.0.1:{bob_port}"}, account_id="bob", reactor=reactor)
+    handler = fulfilling_handler([FULFILLMENT], address="test.money.bob")
+    bob.register_data_handler(handler)
+    alice = BtpPlugin({"server": f"btp+ws://:a@127.0.0.1:{alice_port}"}, account_id="alice", reactor=reactor)
+    yield bob.connect()
+    yield alice.connect()
+    return alice, bob, handler
+
+
+@pytest_twisted.inlineCallbacks
 def test_unverified_btp_transfer_is_refused_and_moves_no_balance(processes, tmp_path):
     """A child's Transfer(2**64-1) gets F00; its balance stays 0 and it still cannot spend past its maximum."""
     admin, alice_port, bob_port, mini_port = free_ports(4)
@@ -77,15 +99,11 @@ def test_unverified_btp_transfer_is_refused_and_moves_no_balance(processes, tmp_
                              "clientBalance": {"maximum": "10"}}},
     }
     connector = start(processes, tmp_path, accounts, admin, (alice_port, bob_port, mini_port))
-    bob = BtpPlugin({"server": f"btp+ws://:b@127.0.0.1:{bob_port}"}, account_id="bob", reactor=reactor)
-    handler = fulfilling_handler([FULFILLMENT], address="test.money.bob")
-    bob.register_data_handler(handler)
-    alice = BtpPlugin({"server": f"btp+ws://:a@127.0.0.1:{alice_port}"}, account_id="alice", reactor=reactor)
+    alice, bob, handler = yield alice_and_bob(alice_port, bob_port)
     carol = BtpPlugin({"server": f"btp+ws://carol:c@127.0.0.1:{mini_port}"}, account_id="carol", reactor=reactor)
     clients = (bob, alice, carol)
     try:
-        for client in clients:
-            yield client.connect()
+        yield carol.connect()
         for client in (alice, carol):
             with pytest.raises(BtpRemoteError) as refused:
                 yield client.send_money(2**64 - 1)
@@ -117,13 +135,8 @@ def test_six_copies_of_a_prepare_move_the_outgoing_balance_once(processes, tmp_p
     accounts = {"alice": btp_child(alice_port, "a", {"maximum": "1000000"}),
                 "bob": btp_child(bob_port, "b", {"minimum": "-1000000", "maximum": "0"})}
     start(processes, tmp_path, accounts, admin, (alice_port, bob_port))
-    bob = BtpPlugin({"server": f"btp+ws://:b@127.0.0.1:{bob_port}"}, account_id="bob", reactor=reactor)
-    handler = fulfilling_handler([FULFILLMENT], address="test.money.bob")
-    bob.register_data_handler(handler)
-    alice = BtpPlugin({"server": f"btp+ws://:a@127.0.0.1:{alice_port}"}, account_id="alice", reactor=reactor)
+    alice, bob, handler = yield alice_and_bob(alice_port, bob_port)
     try:
-        yield bob.connect()
-        yield alice.connect()
         packet = prepare(250, b"the same one")
         results = yield DeferredList([send(alice, packet) for _ in range(6)], fireOnOneErrback=True)
         assert [r for _, r in results] == [Fulfill(FULFILLMENT, b"")] * 6
@@ -133,3 +146,108 @@ def test_six_copies_of_a_prepare_move_the_outgoing_balance_once(processes, tmp_p
     finally:
         yield alice.disconnect()
         yield bob.disconnect()
+
+
+# -- a disk that fills up (sqlite) ------------------------------------------------------------
+
+class PipedProcess(Process):
+    """A child process whose output reaches its log through a pipe, so a file-size limit set on
+    the child (RLIMIT_FSIZE) applies to the files it writes itself, not to its log."""
+
+    def __init__(self, argv: list[str]) -> None:
+        self.argv = argv
+        self._log = tempfile.NamedTemporaryFile(prefix="ilptx-test-", suffix=".log", delete=False)
+        self.log_path = Path(self._log.name)
+        self.proc = subprocess.Popen(argv, cwd=REPO, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+                                     stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        self._copier = threading.Thread(target=self._copy, daemon=True)
+        self._copier.start()
+
+    def _copy(self) -> None:
+        for chunk in iter(lambda: self.proc.stdout.read1(65536), b""):
+            self._log.write(chunk)
+            self._log.flush()
+
+    def limit_file_size(self, size) -> None:
+        """Set the child's RLIMIT_FSIZE soft limit (bytes, or ``resource.RLIM_INFINITY``): a write
+        past it fails with EFBIG (Python ignores SIGXFSZ), as on a full disk."""
+        resource.prlimit(self.proc.pid, resource.RLIMIT_FSIZE, (size, resource.RLIM_INFINITY))
+
+
+def sleep(seconds: float):
+    d = Deferred()
+    reactor.callLater(seconds, d.callback, None)
+    return d
+
+
+def read_sqlite_balances(path) -> dict:
+    """:returns: account id -> (balance, incoming reserved, outgoing reserved), read from the file."""
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT account_id, balance, incoming_reserved, outgoing_reserved FROM balances").fetchall()
+    return {r[0]: tuple(int(x) for x in r[1:]) for r in rows}
+
+
+@pytest_twisted.inlineCallbacks
+def test_full_disk_books_no_phantom_payment(processes, tmp_path):
+    """sqlite store on a disk that fills up under load: failed writes answer T00 and hold nothing back;
+    once space returns and after a restart, bob's balance is exactly what bob fulfilled, alice's what she was told."""
+    admin, alice_port, bob_port = free_ports(3)
+    db = tmp_path / "ilptx.sqlite"
+    config = {"ilpAddress": "test.money", "spread": 0, "store": "sqlite", "storePath": str(db),
+              "adminApi": True, "adminApiHost": "127.0.0.1", "adminApiPort": admin,
+              "accounts": {"alice": btp_child(alice_port, "a", {"maximum": "1000000000000"}),
+                           "bob": btp_child(bob_port, "b", {"minimum": "-1000000000000", "maximum": "0"})}}
+    path = tmp_path / "connector.json"
+    path.write_text(json.dumps(config))
+    connector = PipedProcess(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config", str(path)])
+    processes.append(connector)
+    for port in (admin, alice_port, bob_port):
+        wait_for_port(port, connector)
+    alice, bob, handler = yield alice_and_bob(alice_port, bob_port)
+    fulfilled, internal_errors, sent = [], [], [0]
+
+    @pytest_twisted.inlineCallbacks
+    def chain(stop):
+        while not stop():
+            amount = 1000 + sent[0]
+            sent[0] += 1
+            result = yield send(alice, prepare(amount, amount.to_bytes(4, "big")))
+            if isinstance(result, Fulfill):
+                fulfilled.append(amount)
+            else:
+                assert result.code == "T00", result
+                internal_errors.append(amount)
+
+    try:
+        yield chain(lambda: sent[0] >= 5)
+        assert len(fulfilled) == 5
+        # the disk fills up: the WAL (where every commit goes) may grow by two more pages
+        wal = Path(f"{db}-wal")
+        connector.limit_file_size(wal.stat().st_size + 2 * 4120)
+        yield DeferredList([chain(lambda: len(internal_errors) >= 24 or sent[0] >= 400) for _ in range(8)],
+                           fireOnOneErrback=True, consumeErrors=True)
+        assert len(internal_errors) >= 24, connector.output()
+        # space returns: the store's retry (after 1 s) writes what the mirror holds
+        connector.limit_file_size(resource.RLIM_INFINITY)
+        yield sleep(1.5)
+        target = sent[0] + 3
+        yield chain(lambda: sent[0] >= target)
+        assert fulfilled[-3:] == [1000 + n for n in range(target - 3, target)], connector.output()
+        state = yield balances(admin)
+    finally:
+        yield alice.disconnect()
+        yield bob.disconnect()
+    bob_saw = [p.amount for p in handler.received]
+    print(f"disk full: {len(fulfilled)} fulfilled, {len(internal_errors)} T00, "
+          f"{len(set(bob_saw) - set(fulfilled))} of them paid to bob")
+    assert set(fulfilled) <= set(bob_saw)
+    # in memory: nothing held back, alice charged for her Fulfills only, bob credited for what he fulfilled
+    assert (state["alice"]["incomingReserved"], state["bob"]["outgoingReserved"]) == ("0", "0"), state
+    assert (int(state["alice"]["balance"]), int(state["bob"]["balance"])) == (sum(fulfilled), -sum(bob_saw))
+    connector.stop()
+    # on disk, after a restart on the same file (recover() runs): the same books, no phantom payment
+    again = processes.connector(["--config", str(path)])
+    for port in (admin, alice_port, bob_port):
+        wait_for_port(port, again)
+    again.stop()
+    assert read_sqlite_balances(db) == {"alice": (sum(fulfilled), 0, 0), "bob": (-sum(bob_saw), 0, 0)}
