@@ -926,7 +926,13 @@ class MiniAccountsPlugin(PluginHandlers):
             raise RuntimeError("no money handler registered")
 
         def paid(_):
-            self._balance(client).balance -= amount  # the client owes us that much less
+            balance = self._balance(client)
+            balance.balance -= amount  # the client owes us that much less
+            minimum = self.options.client_minimum
+            if minimum is not None and balance.balance < minimum:  # verified money: kept, but loudly
+                self._log.error("{account}: a verified settlement of {amount} took client {client!r} to "
+                                "{balance}, below clientBalance.minimum {minimum}", account=self.account_id,
+                                amount=amount, client=client, balance=balance.balance, minimum=minimum)
             return None
 
         return maybeDeferred(handler, amount).addCallback(paid)

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from zope.interface.verify import verifyObject
@@ -403,12 +403,12 @@ def test_unverified_transfer_from_client_is_f00_and_moves_no_money():
 
 
 def test_verified_transfer_from_client_lowers_its_balance():
-    """A subclass's verify_transfer decides: the verified amount reaches the handler and lowers the client's balance."""
+    """The verified amount reaches the handler and lowers the client's balance; past its minimum, loudly."""
     class Settling(MiniAccountsPlugin):
         def verify_transfer(self, client, transfer):
             return 25 if client == "alice" else 0
 
-    plugin, _ = make_plugin(plugin_class=Settling)
+    plugin, _ = make_plugin({"clientBalance": {"minimum": "-30", "maximum": "100"}}, plugin_class=Settling)
     paid = []
     plugin.register_money_handler(paid.append)
     ws = FakeWs(plugin)
@@ -416,6 +416,11 @@ def test_verified_transfer_from_client_lowers_its_balance():
     ws.receive(Transfer(4, 1000))
     assert ws.frames[-1] == Response(4) and paid == [25]
     assert plugin.client_balance("alice").balance == -25
+    assert [e for e in plugin.events if e["log_level"] is LogLevel.error] == []
+    ws.receive(Transfer(5, 1000))
+    assert plugin.client_balance("alice").balance == -50  # below clientBalance.minimum -30: kept, loudly
+    (error,) = [e for e in plugin.events if e["log_level"] is LogLevel.error]
+    assert (error["client"], error["amount"], error["balance"], error["minimum"]) == ("alice", 25, -50, -30)
 
 
 def test_send_money_does_nothing():
