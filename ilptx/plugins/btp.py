@@ -70,11 +70,20 @@ How failures surface (``send_data``)
 The reference connector rejects every failed ``sendData`` without an ILP code with F02 and the
 message ``"failed to send packet: " + message``; the F02 codes above give the same Reject.
 
-What this plugin does not do: settlement logic. :meth:`BtpPlugin.send_money` sends a BTP
-Transfer and an incoming Transfer calls the money handler; the reference's base plugin instead
-no-ops ``sendMoney`` and answers every Transfer with ``F00`` ("No sendMoney functionality is
-included in this module"), so against a plain JavaScript ``ilp-plugin-btp`` peer
-``send_money`` errbacks with :class:`~ilptx.transport.btp_session.BtpRemoteError`.
+Money
+-----
+
+BTP has no ledger, so a Transfer is only the peer's word. An incoming Transfer goes through
+:meth:`BtpPlugin.verify_transfer`, the single point where a settling plugin (a subclass)
+checks it against its ledger; only the amount that returns goes to the money handler. This
+plugin verifies nothing: every Transfer is answered with BTP Error ``F00 NotAcceptedError``,
+``{"message":"No sendMoney functionality is included in this module"}`` (what
+``ilp-plugin-btp`` 1.5.0's ``_handleMoney`` throws), and no balance moves.
+:meth:`BtpPlugin.send_money` sends a BTP Transfer (the reference's base plugin no-ops
+``sendMoney``), so against a plain peer, ours or the JavaScript one, it errbacks with
+:class:`~ilptx.transport.btp_session.BtpRemoteError`.
+
+What this plugin does not do: settlement logic.
 """
 
 from __future__ import annotations
@@ -110,6 +119,7 @@ from ilptx.transport.btp_session import (
     BtpRemoteError,
     BtpSession,
     BtpTimeoutError,
+    NotAcceptedError,
     Role,
 )
 from ilptx.transport.btp_ws import BtpClientFactory, BtpServerFactory
@@ -131,6 +141,8 @@ __all__ = [
     "BtpTimeoutError",
     "BtpAuthError",
     "btp_factory",
+    "NotAcceptedError",
+    "NO_SETTLEMENT_MESSAGE",
     "ilptx_ledger_plugins",
 ]
 
@@ -143,6 +155,8 @@ DEFAULT_AUTH_TIMEOUT_MS = 35000
 DEFAULT_MAX_MESSAGE_SIZE = 1 << 20
 DEFAULT_LISTEN_HOST = "0.0.0.0"
 REPLACED_REASON = "This connection has been ended because the user has opened a new connection"
+#: What an unverifiable Transfer is refused with (``ilp-plugin-btp`` 1.5.0, ``_handleMoney``).
+NO_SETTLEMENT_MESSAGE = "No sendMoney functionality is included in this module"
 
 
 # -- options ------------------------------------------------------------------------------
@@ -530,6 +544,26 @@ class BtpPlugin(PluginHandlers):
         if session is None:
             return fail(PeerUnreachableError(f"BTP peer of account {self.account_id} is not connected"))
         return session.request(lambda rid: Transfer(rid, amount)).addCallback(lambda _: None)
+
+    def verify_transfer(self, transfer: Transfer):
+        """Check an incoming BTP Transfer against the ledger; the override point of settling plugins.
+
+        Called for every Transfer from the authenticated peer (when a money handler is
+        registered), before anything is credited. A settling plugin checks
+        ``transfer.protocol_data`` (its claim or payment proof, RFC 23 sub-protocols) and
+        ``transfer.amount`` (the peer's word only), records the credit durably, and returns
+        the amount the proof is worth; exactly that is passed to the money handler (the
+        connector's incoming money pipeline, which lowers the peer's balance), then the peer
+        gets an empty Response. Raise :class:`NotAcceptedError` to refuse (F00 with the
+        message); any other exception is logged as a failure and also answered F00.
+
+        :param transfer: the :class:`ilptx.codec.btp.Transfer` frame (``amount``: int base
+            units, 0..2**64-1; ``protocol_data``: tuple of ``ProtocolDataEntry``).
+        :returns: the verified amount, ``int`` >= 0 (0: credit nothing), or a Deferred of it.
+        :raises NotAcceptedError: always, here: plain BTP proves no payment (as
+            ``ilp-plugin-btp`` 1.5.0, which throws :data:`NO_SETTLEMENT_MESSAGE`).
+        """
+        raise NotAcceptedError(NO_SETTLEMENT_MESSAGE)
 
     # -- BtpSession owner -----------------------------------------------------------------
 

@@ -71,8 +71,12 @@ Packets
   connected with :class:`~ilptx.errors.PeerUnreachableError` (T01). A Fulfill that arrives
   after the Prepare expired becomes an ``R00`` Reject, one that does not match the condition
   an ``F05`` Reject (both ``triggeredBy`` the account's address), as in the reference.
-* Money: a BTP Transfer from a client lowers that client's balance and goes to the money
-  handler. :meth:`~MiniAccountsPlugin.send_money` does nothing (the reference's base plugin's
+* Money: a BTP Transfer from a client proves nothing (BTP has no ledger): it goes through
+  :meth:`~MiniAccountsPlugin.verify_transfer`, which a settling subclass overrides; here it
+  refuses every Transfer with BTP Error ``F00 NotAcceptedError`` ("No sendMoney functionality
+  is included in this module", as the reference) and no balance moves. A verified amount
+  lowers that client's balance and goes to the money handler.
+  :meth:`~MiniAccountsPlugin.send_money` does nothing (the reference's base plugin's
   ``sendMoney`` is empty too): there is no single counterparty to pay.
 
 Differences from the reference
@@ -159,6 +163,7 @@ from ilptx.plugins.btp import (
     DEFAULT_PING_INTERVAL_MS,
     DEFAULT_PING_TIMEOUT_MS,
     DEFAULT_RESPONSE_TIMEOUT_MS,
+    NO_SETTLEMENT_MESSAGE,
     ListenerOptions,
     ms_option as _ms,
     parse_listener,
@@ -167,7 +172,7 @@ from ilptx.core.ildcp import fetch_config
 from ilptx.plugins.base import PluginHandlers, PluginServices, resolve_all
 from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
-from ilptx.transport.btp_session import BtpSession, Role
+from ilptx.transport.btp_session import BtpSession, NotAcceptedError, Role
 from ilptx.transport.btp_ws import BtpServerFactory, BtpServerProtocol
 from ilptx.transport.endpoints import listen_endpoint, server_tls_options
 
@@ -468,6 +473,9 @@ class _Connection:
 
     def _handle_data(self, data: bytes):
         return self.plugin._incoming_data(self.client, data)
+
+    def verify_transfer(self, transfer):
+        return self.plugin.verify_transfer(self.client, transfer)
 
     def _handle_money(self, amount: int):
         return self.plugin._incoming_money(self.client, amount)
@@ -904,13 +912,29 @@ class MiniAccountsPlugin(PluginHandlers):
                         client=client, address=address)
         return encode_packet(response_fulfill(IldcpResponse(address, self.asset_scale, self.asset_code)))
 
+    def verify_transfer(self, client: str, transfer):
+        """Check a BTP Transfer from ``client``; the override point of settling plugins.
+
+        As :meth:`ilptx.plugins.btp.BtpPlugin.verify_transfer`, for the client that sent it:
+        :returns: the verified amount (``int`` >= 0, or a Deferred of it), which lowers the
+        client's balance and goes to the money handler.
+        :raises NotAcceptedError: always, here (BTP proves no payment).
+        """
+        raise NotAcceptedError(NO_SETTLEMENT_MESSAGE)
+
     def _incoming_money(self, client: str, amount: int):
         handler = self.money_handler
         if handler is None:
             raise RuntimeError("no money handler registered")
 
         def paid(_):
-            self._balance(client).balance -= amount  # the client owes us that much less
+            balance = self._balance(client)
+            balance.balance -= amount  # the client owes us that much less
+            minimum = self.options.client_minimum
+            if minimum is not None and balance.balance < minimum:  # verified money: kept, but loudly
+                self._log.error("{account}: a verified settlement of {amount} took client {client!r} to "
+                                "{balance}, below clientBalance.minimum {minimum}", account=self.account_id,
+                                amount=amount, client=client, balance=balance.balance, minimum=minimum)
             return None
 
         return maybeDeferred(handler, amount).addCallback(paid)

@@ -24,7 +24,8 @@ Keys (``prefix`` defaults to ``ilptx:``)
                                     outgoing reserved, ``s`` settling (decimal strings)
 ``<prefix>accounts``                set of account ids with a balance hash
 ``<prefix>r:<instance>``            hash ``i:<account>`` / ``o:<account>``: the reservations
-                                    this connector instance holds (for :meth:`recover`)
+                                    this connector instance holds (for :meth:`recover`);
+                                    ``p:<reservation id>``: each one not yet settled
 ``<prefix>outbox``                  hash settlement id -> ``<amount>:<account>``
 ``<prefix>outbox:order``            sorted set settlement id, scored by ``<prefix>outbox:seq``
 ``<prefix>kv``                      hash key -> value (plugin state, runtime accounts)
@@ -47,6 +48,23 @@ of one event-loop turn into one fsync), which gives the guarantee
 (``CONFIG GET``, when allowed) and logs a warning when it is weaker (the default
 ``appendfsync everysec`` can lose about a second of commits on a crash of the Redis host).
 
+When a command fails
+====================
+
+Redis refuses a write it cannot make (``MISCONF``, ``OOM``, an AOF write error) before the
+script's first write, so an error reply means nothing changed; a connection lost between
+sending a script and its reply leaves it unknown whether it ran. Either way the operation's
+Deferred errbacks (the Prepare gets a Reject), and no reservation may be left behind for
+:meth:`~RedisStore.recover` to book as paid. So every reservation carries a random id, recorded
+(field ``p:<id>``) by the script that reserves it and deleted by the one that settles it, which
+does nothing when the id is already gone; a settle is then safe to repeat. After a failure the
+store *resolves* the reservation in the background, retrying every ``retry_delay`` seconds
+until Redis answers: a failed reservation is released (a no-op if it never happened), a failed
+release is released, a failed incoming commit is undone (released, or reversed if it did run:
+the sender got a Reject), and a failed outgoing commit is committed (the next hop was paid).
+What is still unresolved at :meth:`~RedisStore.close` is logged and left to the next start's
+``recover()``.
+
 The client is ``txredisapi`` (it reconnects on its own; while disconnected, operations wait for
 the connection). It schedules its timers on the global reactor.
 """
@@ -54,6 +72,7 @@ the connection). It schedules its timers on the global reactor.
 from __future__ import annotations
 
 import hashlib
+import os
 from typing import Optional
 
 import txredisapi
@@ -187,7 +206,8 @@ end
 
 #: The scripts, by name: Lua source (without :data:`LUA_BIGINT`, prepended at load).
 SCRIPTS: dict[str, str] = {
-    # KEYS: balance hash, instance hash, accounts set. ARGV: account, amount, maximum ('' = none)
+    # KEYS: balance hash, instance hash, accounts set.
+    # ARGV: account, amount, maximum ('' = none), reservation id ('' = none)
     "reserve_incoming": r"""
 local v = redis.call('HMGET', KEYS[1], 'b', 'i')
 local b, i = v[1] or '0', v[2] or '0'
@@ -195,9 +215,11 @@ if ARGV[3] ~= '' and cmp(add(add(b, i), ARGV[2]), ARGV[3]) > 0 then return 0 end
 redis.call('HSET', KEYS[1], 'i', add(i, ARGV[2]))
 if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
 track(KEYS[2], 'i:' .. ARGV[1], ARGV[2], true)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'p:' .. ARGV[4], '1') end
 return 1
 """,
-    # KEYS: balance hash, instance hash, accounts set. ARGV: account, amount, minimum ('' = none)
+    # KEYS: balance hash, instance hash, accounts set.
+    # ARGV: account, amount, minimum ('' = none), reservation id ('' = none)
     "reserve_outgoing": r"""
 local v = redis.call('HMGET', KEYS[1], 'b', 'o')
 local b, o = v[1] or '0', v[2] or '0'
@@ -205,22 +227,33 @@ if ARGV[3] ~= '' and cmp(sub(sub(b, o), ARGV[2]), ARGV[3]) < 0 then return 0 end
 redis.call('HSET', KEYS[1], 'o', add(o, ARGV[2]))
 if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
 track(KEYS[2], 'o:' .. ARGV[1], ARGV[2], true)
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[2], 'p:' .. ARGV[4], '1') end
 return 1
 """,
     # KEYS: balance hash, instance hash, accounts set.
-    # ARGV: account, amount, fulfilled ('1'/'0'), direction ('i'/'o'). Returns 'b i o s' (one
-    # bulk string: a quarter of the reply parsing of a four-element array).
+    # ARGV: account, amount, mode, direction ('i'/'o'), reservation id ('' = none).
+    # mode '1' commits, '0' releases, 'u' undoes a commit (releases; or, if the commit already
+    # ran, reverses it). With an id the reservation is settled once: when the id is gone (an
+    # earlier attempt ran) nothing changes but an 'u' reversal. Returns 'b i o s' (one bulk
+    # string: a quarter of the reply parsing of a four-element array).
     "settle": r"""
 local v = redis.call('HMGET', KEYS[1], 'b', 'i', 'o', 's')
 local b, i, o, s = v[1] or '0', v[2] or '0', v[3] or '0', v[4] or '0'
-local amount = ARGV[2]
+local amount, mode = ARGV[2], ARGV[3]
+if ARGV[5] ~= '' and redis.call('HDEL', KEYS[2], 'p:' .. ARGV[5]) == 0 then
+  if mode == 'u' then
+    if ARGV[4] == 'i' then b = sub(b, amount) else b = add(b, amount) end
+    redis.call('HSET', KEYS[1], 'b', b)
+  end
+  return b .. ' ' .. i .. ' ' .. o .. ' ' .. s
+end
 if ARGV[4] == 'i' then
   i = pos(sub(i, amount))
-  if ARGV[3] == '1' then b = add(b, amount) end
+  if mode == '1' then b = add(b, amount) end
   redis.call('HSET', KEYS[1], 'b', b, 'i', i)
 else
   o = pos(sub(o, amount))
-  if ARGV[3] == '1' then b = sub(b, amount) end
+  if mode == '1' then b = sub(b, amount) end
   redis.call('HSET', KEYS[1], 'b', b, 'o', o)
 end
 if not v[1] then redis.call('SADD', KEYS[3], ARGV[1]) end
@@ -294,16 +327,16 @@ local held = redis.call('HGETALL', KEYS[1])
 local order, seen = {}, {}
 for n = 1, #held, 2 do
   local f, amount = held[n], held[n + 1]
-  local account = string.sub(f, 3)
+  local kind, account = string.sub(f, 1, 1), string.sub(f, 3)
   local key = ARGV[1] .. account
-  if string.sub(f, 1, 1) == 'i' then
+  if kind == 'i' then
     local i = redis.call('HGET', key, 'i') or '0'
     redis.call('HSET', key, 'i', pos(sub(i, amount)))
-  else
+  elseif kind == 'o' then
     local v = redis.call('HMGET', key, 'b', 'o')
     redis.call('HSET', key, 'b', sub(v[1] or '0', amount), 'o', pos(sub(v[2] or '0', amount)))
   end
-  if not seen[account] then seen[account] = true; order[#order + 1] = account end
+  if kind ~= 'p' and not seen[account] then seen[account] = true; order[#order + 1] = account end
 end
 redis.call('DEL', KEYS[1])
 local out = {}
@@ -349,15 +382,16 @@ class RedisStore:
     :param prefix: prepended to every key, so several connectors (or tests) can share a db.
     :param instance: this connector's name among those sharing the store (for ``recover``).
     :param connect_timeout: seconds :meth:`open` waits for the first answer.
-    :param reactor: for the connect timeout (default: the global reactor); ``txredisapi``
-        itself always uses the global reactor.
+    :param reactor: for the connect timeout and the retries that resolve a failed operation
+        (default: the global reactor); ``txredisapi`` itself always uses the global reactor.
+    :param retry_delay: seconds between attempts to resolve a reservation after a failure.
     """
 
     name = "redis"
 
     def __init__(self, host: str = "127.0.0.1", port: int = 6379, db: int = 0,
                  password: Optional[str] = None, prefix: str = "ilptx:", instance: str = "default",
-                 connect_timeout: float = 10.0, *, reactor=None) -> None:
+                 connect_timeout: float = 10.0, *, reactor=None, retry_delay: float = 1.0) -> None:
         self.host, self.port, self.db, self.password = host, port, db, password
         self.prefix = prefix
         self.instance = instance
@@ -372,6 +406,11 @@ class RedisStore:
         self._outbox_order = prefix + "outbox:order"
         self._outbox_seq = prefix + "outbox:seq"
         self._kv = prefix + "kv"
+        self.retry_delay = retry_delay
+        #: (direction, account, amount) -> ids of this store's reservations not yet settled
+        self._reservations: dict[tuple[str, str, int], list[str]] = {}
+        #: timers of failed operations being resolved -> what they resolve (for close())
+        self._resolving: dict = {}
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -423,7 +462,13 @@ class RedisStore:
                            appendfsync=settings.get("appendfsync"))
 
     def close(self) -> Deferred:
-        """Close the connection. :returns: ``Deferred[None]``."""
+        """Close the connection; reservations still being resolved are logged and left to the
+        next start's :meth:`recover`. :returns: ``Deferred[None]``."""
+        for timer, what in list(self._resolving.items()):
+            timer.cancel()
+            self._log.error("redis store: closing with the reservation {what} unresolved; the next "
+                            "start's recover() settles it", what=what)
+        self._resolving.clear()
         redis, self._redis = self._redis, None
         if redis is None:
             return succeed(None)
@@ -444,24 +489,91 @@ class RedisStore:
     # --- balances ------------------------------------------------------------------------
 
     def reserve_incoming(self, account_id: str, amount: int, maximum: Optional[int]) -> Deferred:
-        """See :meth:`ilptx.interfaces.IStore.reserve_incoming` (one script)."""
-        return self._run("reserve_incoming", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), _limit(maximum))).addCallback(bool)
+        """See :meth:`ilptx.interfaces.IStore.reserve_incoming` (one script; after a failure
+        the reservation is resolved: see "When a command fails")."""
+        return self._reserve("i", account_id, amount, maximum)
 
     def reserve_outgoing(self, account_id: str, amount: int, minimum: Optional[int]) -> Deferred:
-        """See :meth:`ilptx.interfaces.IStore.reserve_outgoing` (one script)."""
-        return self._run("reserve_outgoing", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), _limit(minimum))).addCallback(bool)
+        """See :meth:`ilptx.interfaces.IStore.reserve_outgoing` (one script; after a failure
+        the reservation is released, so it is never booked as paid)."""
+        return self._reserve("o", account_id, amount, minimum)
 
     def settle_incoming(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
-        """See :meth:`ilptx.interfaces.IStore.settle_incoming` (one script)."""
-        return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), "1" if fulfilled else "0", "i")).addCallback(_joined_state)
+        """See :meth:`ilptx.interfaces.IStore.settle_incoming` (one script; after a failure
+        the reservation is released and the sender not charged)."""
+        return self._settle("i", account_id, amount, fulfilled)
 
     def settle_outgoing(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
-        """See :meth:`ilptx.interfaces.IStore.settle_outgoing` (one script)."""
+        """See :meth:`ilptx.interfaces.IStore.settle_outgoing` (one script; after a failure a
+        commit is retried until it is made, a release likewise)."""
+        return self._settle("o", account_id, amount, fulfilled)
+
+    def _reserve(self, direction: str, account_id: str, amount: int, limit: Optional[int]) -> Deferred:
+        rid = os.urandom(8).hex()
+
+        def reserved(ok) -> bool:
+            if ok:
+                self._reservations.setdefault((direction, account_id, amount), []).append(rid)
+            return bool(ok)
+
+        def failed(failure):
+            self._resolve(direction, account_id, amount, "0", rid, failure)
+            return failure
+
+        script = "reserve_incoming" if direction == "i" else "reserve_outgoing"
+        return self._run(script, (self._balance_prefix + account_id, self._held, self._accounts),
+                         (account_id, str(amount), _limit(limit), rid)).addCallbacks(reserved, failed)
+
+    def _settle(self, direction: str, account_id: str, amount: int, fulfilled: bool) -> Deferred:
+        key = (direction, account_id, amount)
+        rids = self._reservations.get(key)
+        rid = rids.pop() if rids else ""  # reservations of one amount are interchangeable
+        if rids == []:
+            del self._reservations[key]
+
+        def failed(failure):
+            if rid:  # the next hop was paid: commit; otherwise leave the balance as it was
+                mode = ("1" if direction == "o" else "u") if fulfilled else "0"
+                self._resolve(direction, account_id, amount, mode, rid, failure)
+            return failure
+
+        return self._settle_script(direction, account_id, amount, "1" if fulfilled else "0", rid).addCallbacks(
+            _joined_state, failed)
+
+    def _settle_script(self, direction: str, account_id: str, amount: int, mode: str, rid: str) -> Deferred:
         return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), "1" if fulfilled else "0", "o")).addCallback(_joined_state)
+                         (account_id, str(amount), mode, direction, rid))
+
+    def _resolve(self, direction: str, account_id: str, amount: int, mode: str, rid: str, failure) -> None:
+        """Settle reservation ``rid`` with ``mode`` once Redis answers, retrying every
+        ``retry_delay`` seconds (the script is idempotent for one id)."""
+        reactor = self._reactor
+        if reactor is None:
+            from twisted.internet import reactor
+        what = f"{'incoming' if direction == 'i' else 'outgoing'} {amount} of {account_id} ({rid})"
+        self._log.warn("redis store: {what} failed ({error}); resolving it ({mode}) in {delay} s",
+                       what=what, error=failure.getErrorMessage(), mode=mode, delay=self.retry_delay)
+
+        def attempt() -> None:
+            self._resolving.pop(timer[0], None)
+            if self._redis is None:
+                return
+            self._settle_script(direction, account_id, amount, mode, rid).addCallbacks(resolved, again)
+
+        def resolved(_) -> None:
+            self._log.info("redis store: {what} resolved ({mode})", what=what, mode=mode)
+
+        def again(failure) -> None:
+            self._log.warn("redis store: resolving {what} failed ({error}); retrying in {delay} s",
+                           what=what, error=failure.getErrorMessage(), delay=self.retry_delay)
+            schedule()
+
+        def schedule() -> None:
+            timer[0] = reactor.callLater(self.retry_delay, attempt)
+            self._resolving[timer[0]] = what
+
+        timer = [None]
+        schedule()
 
     def adjust(self, account_id: str, amount_diff: int) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.adjust`."""

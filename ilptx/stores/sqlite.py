@@ -37,9 +37,32 @@ Design
 * **Big amounts.** Amounts are stored as decimal text (SQLite integers are 64-bit signed), so
   any Python ``int`` round-trips, e.g. ``2**64 - 1`` or ``-(2**70)``.
 
-When a write fails (disk full, I/O error), the Deferreds waiting for that transaction errback
-with :class:`StoreWriteError`; the mirror keeps the change, the rows stay dirty and the store
-retries after ``retry_delay`` seconds (and with the next change).
+When a write fails
+==================
+
+A transaction that fails (disk full, I/O error) is rolled back whole, so the file keeps its
+last durable state. Each operation that was waiting for it is then settled so that no money is
+created or lost, neither in memory nor, later, on disk:
+
+* **Decisions we can still take back are undone in the mirror** and their Deferreds errback
+  with :class:`StoreWriteError` (ILP ``T00``, so the Prepare gets a T00 Reject):
+  ``reserve_outgoing`` (the Prepare is not forwarded and its reservation is released, so it
+  can neither leak nor be booked by the next ``recover()``), ``settle_incoming(fulfilled=True)``
+  (the sender is not charged; it gets a Reject instead of the Fulfill), ``adjust``,
+  ``add_settlement`` (the settlement is not started), ``put``, ``delete`` and ``recover``.
+* **Facts are kept**: ``settle_outgoing(fulfilled=True)`` (the next hop has been paid) stays in
+  the mirror and its Deferred fires with the new state anyway: its reservation is already
+  durable (``reserve_outgoing`` waited for it), and ``recover()`` would book exactly this
+  commit after a crash, so the books are right either way. ``complete_settlement`` (the money
+  was sent) stays too, and errbacks so that the settlement manager reports it.
+* Reservations and releases that nobody waits for (``reserve_incoming``, ``settle_*`` with
+  ``fulfilled=False``) stay in the mirror.
+
+The rows stay dirty and the store retries after ``retry_delay`` seconds (changes made
+meanwhile join that transaction), writing the mirror's values, undone ones included. One case
+only a successful write can resolve: an outgoing reservation released in memory (a Reject)
+whose release never reaches the file before the process stops is booked by the next
+``recover()`` as paid (its conservative rule); the store logs every failed write.
 
 What this store does not do: share the file with another process; enforce limits on its own
 (callers pass ``maximum``/``minimum``); expire reservations (see ``recover``).
@@ -58,6 +81,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ilptx.core.balances import BalanceState
+from ilptx.errors import InternalError
 from ilptx.interfaces import IStore
 from ilptx.stores import StoreOpenError
 from ilptx.stores.memory import apply_reserve_incoming, apply_reserve_outgoing, apply_settle
@@ -72,6 +96,9 @@ SCHEMA_VERSION = 1
 SYNCHRONOUS_MODES = ("FULL", "EXTRA", "NORMAL")
 
 _ZERO = BalanceState()
+
+#: ``undo`` of an operation whose change stays, and whose Deferred fires, when its write fails.
+_KEEP = object()
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS balances (
@@ -98,15 +125,21 @@ class StoreClosedError(RuntimeError):
     """The store is not open (``open()`` not finished, or ``close()`` called)."""
 
 
-class StoreWriteError(RuntimeError):
-    """A group-commit transaction failed; the change is kept in memory and retried.
+class StoreWriteError(InternalError):
+    """A group-commit transaction failed (see "When a write fails" in the module docstring).
+
+    An :class:`~ilptx.errors.InternalError`: a Prepare it stops is rejected with ``T00``
+    ("store write failed", a retry may work); the cause is logged, not sent to peers.
 
     :ivar cause: the :class:`twisted.python.failure.Failure` of the write.
     """
 
     def __init__(self, cause: Failure) -> None:
-        super().__init__(f"sqlite store: write failed: {cause.getErrorMessage()}")
+        super().__init__("store write failed")
         self.cause = cause
+
+    def __str__(self) -> str:
+        return f"sqlite store: write failed: {self.cause.getErrorMessage()}"
 
 
 class ThreadExecutor:
@@ -279,7 +312,9 @@ class SqliteStore:
         self._dirty_balances: set[str] = set()
         self._dirty_outbox: set[str] = set()
         self._dirty_kv: set[str] = set()
-        self._waiters: list[tuple[Deferred, Any]] = []
+        #: (Deferred, result, undo) per operation waiting for the next transaction; ``undo``
+        #: is ``None`` (keep the change, errback), a callable (undo it, errback) or _KEEP.
+        self._waiters: list[tuple[Deferred, Any, Any]] = []
         # the flush machine: at most one scheduled call and one transaction in flight
         self._scheduled = None
         self._inflight: Optional[Deferred] = None
@@ -357,13 +392,18 @@ class SqliteStore:
         if self._scheduled is None and self._inflight is None:
             self._scheduled = self._reactor.callLater(0, self._flush)
 
-    def _commit(self, result: Any) -> Deferred:
-        """:returns: a Deferred firing with ``result`` once every change so far is durable."""
+    def _commit(self, result: Any, undo: Any = None) -> Deferred:
+        """:returns: a Deferred firing with ``result`` once every change so far is durable.
+
+        :param undo: what a failed transaction does to this change: ``None`` keeps it and
+            errbacks; a callable (it reverts the change in the mirror) is called, then errbacks;
+            ``_KEEP`` keeps it and fires with ``result`` anyway.
+        """
         if self._scheduled is None and self._inflight is None and not (
                 self._dirty_balances or self._dirty_outbox or self._dirty_kv):
             return succeed(result)
         d = Deferred()
-        self._waiters.append((d, result))
+        self._waiters.append((d, result, undo))
         self._schedule()
         return d
 
@@ -371,7 +411,7 @@ class SqliteStore:
         self._scheduled = None
         waiters, self._waiters = self._waiters, []
         if not (self._dirty_balances or self._dirty_outbox or self._dirty_kv):
-            for d, result in waiters:
+            for d, result, _ in waiters:
                 d.callback(result)
             return
         dirty = (self._dirty_balances, self._dirty_outbox, self._dirty_kv)
@@ -403,7 +443,7 @@ class SqliteStore:
     def _flushed(self, _: None, waiters: list) -> None:
         self._inflight = None
         self.transactions += 1
-        for d, result in waiters:
+        for d, result, _ in waiters:
             d.callback(result)
         if self._waiters or self._dirty_balances or self._dirty_outbox or self._dirty_kv:
             self._schedule()
@@ -412,15 +452,41 @@ class SqliteStore:
         self._inflight = None
         self._log.failure("sqlite store: writing {rows} rows to {path} failed; retrying in {delay} s",
                           failure, rows=sum(map(len, dirty)), path=self.path, delay=self._retry_delay)
-        # The mirror still holds the latest values of these rows: write them again.
+        # Nothing of this transaction is on disk. Undo what can be taken back (newest first),
+        # then write the rows again from the mirror, which holds their latest values.
+        for _, _, undo in reversed(waiters):
+            if callable(undo):
+                undo()
         self._dirty_balances |= dirty[0]
         self._dirty_outbox |= dirty[1]
         self._dirty_kv |= dirty[2]
         error = StoreWriteError(failure)
-        for d, _ in waiters:
-            d.errback(error)
+        for d, result, undo in waiters:
+            if undo is _KEEP:
+                d.callback(result)
+            else:
+                d.errback(error)
         if self._open and self._scheduled is None:
             self._scheduled = self._reactor.callLater(self._retry_delay, self._flush)
+
+    # --- undoing what a failed transaction held ------------------------------------------------
+
+    def _change(self, account_id: str, **deltas: int) -> None:
+        """Add ``deltas`` to an account's fields in the mirror (reserved amounts clamped at 0)."""
+        state = self._balances.get(account_id, _ZERO)
+        self._balances[account_id] = replace(state, **{
+            name: getattr(state, name) + delta if name == "balance" else max(0, getattr(state, name) + delta)
+            for name, delta in deltas.items()})
+        self._dirty_balances.add(account_id)
+
+    def _restore(self, key: str, ours: Optional[str], old: Optional[str]) -> None:
+        """Put back ``old`` under ``key`` unless a later change replaced ``ours`` meanwhile."""
+        if self._data.get(key) is ours:
+            if old is None:
+                self._data.pop(key, None)
+            else:
+                self._data[key] = old
+            self._dirty_kv.add(key)
 
     # --- balances ------------------------------------------------------------------------
 
@@ -451,7 +517,7 @@ class SqliteStore:
             return succeed(False)
         self._balances[account_id] = new
         self._dirty_balances.add(account_id)
-        return self._commit(True)
+        return self._commit(True, lambda: self._change(account_id, outgoing_reserved=-amount))
 
     def _settle(self, account_id: str, amount: int, fulfilled: bool, incoming: bool) -> Deferred:
         if not self._open:
@@ -459,10 +525,13 @@ class SqliteStore:
         new = self._balances[account_id] = apply_settle(self._balances.get(account_id, _ZERO), amount,
                                                        fulfilled, incoming)
         self._dirty_balances.add(account_id)
-        if fulfilled:
-            return self._commit(new)
-        self._schedule()
-        return succeed(new)
+        if not fulfilled:
+            self._schedule()
+            return succeed(new)
+        if not incoming:  # the next hop was paid: a fact (see "When a write fails")
+            return self._commit(new, _KEEP)
+        # the sender is charged only if this is durable: otherwise its Fulfill becomes a Reject
+        return self._commit(new, lambda: self._change(account_id, balance=-amount))
 
     def settle_incoming(self, account_id: str, amount: int, fulfilled: bool) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.settle_incoming`; waits for the commit only
@@ -481,21 +550,27 @@ class SqliteStore:
         state = self._balances.get(account_id, _ZERO)
         new = self._balances[account_id] = replace(state, balance=state.balance + amount_diff)
         self._dirty_balances.add(account_id)
-        return self._commit(new)
+        return self._commit(new, lambda: self._change(account_id, balance=-amount_diff))
 
     def add_settlement(self, settlement_id: str, account_id: str, amount: int) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.add_settlement`; fires once durable (also for a
         known id: it fires once the first call's change is durable)."""
         if not self._open:
             return self._closed()
-        if settlement_id not in self._outbox:
-            self._outbox[settlement_id] = (self._next_seq, account_id, amount)
-            self._next_seq += 1
-            state = self._balances.get(account_id, _ZERO)
-            self._balances[account_id] = replace(state, settling=state.settling + amount)
-            self._dirty_balances.add(account_id)
-            self._dirty_outbox.add(settlement_id)
-        return self._commit(None)
+        if settlement_id in self._outbox:
+            return self._commit(None)
+        self._outbox[settlement_id] = (self._next_seq, account_id, amount)
+        self._next_seq += 1
+        state = self._balances.get(account_id, _ZERO)
+        self._balances[account_id] = replace(state, settling=state.settling + amount)
+        self._dirty_balances.add(account_id)
+        self._dirty_outbox.add(settlement_id)
+
+        def undo() -> None:  # the settlement never started: nothing was sent for it
+            if self._outbox.pop(settlement_id, None) is not None:
+                self._change(account_id, settling=-amount)
+
+        return self._commit(None, undo)
 
     def complete_settlement(self, settlement_id: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.complete_settlement`; fires once durable."""
@@ -533,9 +608,16 @@ class SqliteStore:
             if state.incoming_reserved or state.outgoing_reserved:
                 changed[account_id] = replace(state, incoming_reserved=0, outgoing_reserved=0,
                                               balance=state.balance - state.outgoing_reserved)
+        undone = {account_id: self._balances[account_id] for account_id in changed}
         self._balances.update(changed)
         self._dirty_balances.update(changed)
-        return self._commit(changed)
+
+        def undo() -> None:
+            for account_id, old in undone.items():
+                self._change(account_id, balance=old.outgoing_reserved, incoming_reserved=old.incoming_reserved,
+                             outgoing_reserved=old.outgoing_reserved)
+
+        return self._commit(changed, undo)
 
     # --- plugin state / runtime accounts ---------------------------------------------------
 
@@ -549,17 +631,20 @@ class SqliteStore:
             return self._closed()
         if not isinstance(value, str):
             return fail(TypeError(f"store values are str, not {type(value).__name__}"))
+        old = self._data.get(key)
         self._data[key] = value
         self._dirty_kv.add(key)
-        return self._commit(None)
+        return self._commit(None, lambda: self._restore(key, value, old))
 
     def delete(self, key: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.delete`; fires once durable."""
         if not self._open:
             return self._closed()
-        if self._data.pop(key, None) is not None:
-            self._dirty_kv.add(key)
-        return self._commit(None)
+        old = self._data.pop(key, None)
+        if old is None:
+            return self._commit(None)
+        self._dirty_kv.add(key)
+        return self._commit(None, lambda: self._restore(key, None, old))
 
     def keys(self, prefix: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.keys` (from memory, sorted)."""

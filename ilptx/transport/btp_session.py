@@ -23,8 +23,15 @@ Wire behaviour follows ``ilp-plugin-btp`` 1.5.0, the JavaScript reference:
   ``ilp`` entry gets an empty Response. No data handler, or a handler that fails, gives a BTP
   Error: code from the reference's name table (:data:`BTP_ERROR_CODES`), ``F00
   NotAcceptedError`` for anything else, ``data`` = ``{"message": "..."}`` as compact JSON
-  (exactly what the reference's ``jsErrorToBtpError`` produces). A Transfer goes to the
-  money handler and gets an empty Response.
+  (exactly what the reference's ``jsErrorToBtpError`` produces).
+* **A Transfer proves nothing by itself**: BTP carries no ledger. It is handed to
+  ``owner.verify_transfer(transfer)``, the one point where a settling plugin checks the
+  Transfer's protocol data (a claim, a payment proof) against its ledger; only the amount it
+  returns (``int`` >= 0, possibly through a Deferred) goes to the money handler, and an empty
+  Response follows once the handler is done. The plain plugins' ``verify_transfer`` raises
+  :class:`NotAcceptedError`, so a Transfer gets ``F00 NotAcceptedError`` (logged as a warning,
+  no money moves), as ``ilp-plugin-btp`` 1.5.0's ``_handleMoney`` throws ``"No sendMoney
+  functionality is included in this module"``. No money handler: ``F00`` before verifying.
 * **Unreadable frames** on an open session. The reference closes the WebSocket; we keep the
   session up instead and answer a request-type frame with ``F01 InvalidFieldsError`` (RFC 23's
   code for structurally invalid data) under the request id we can still read (0 if under 5
@@ -49,7 +56,7 @@ import random
 from datetime import datetime, timezone
 from typing import Any, Callable, Optional
 
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
@@ -80,6 +87,7 @@ __all__ = [
     "BtpRemoteError",
     "BtpTimeoutError",
     "BtpAuthError",
+    "NotAcceptedError",
     "btp_error_for_exception",
 ]
 
@@ -149,6 +157,13 @@ class BtpAuthError(Exception):
         self.error = error
 
 
+class NotAcceptedError(Exception):
+    """Raise it from a request handler (``verify_transfer``, a data handler) to refuse the
+    request: the peer gets BTP Error ``F00 NotAcceptedError`` with ``{"message": str(exc)}``,
+    and it is logged as a warning, not as a failure (the name is looked up in
+    :data:`BTP_ERROR_CODES`)."""
+
+
 class _AuthRefused(Exception):
     """Internal: the auth Message is not acceptable; ``str()`` is the text sent back."""
 
@@ -212,7 +227,8 @@ class BtpSession:
         :meth:`connection_lost` must follow eventually.
     :param clock: :class:`~twisted.internet.interfaces.IReactorTime` for timeouts.
     :param owner: the ledger plugin. Reads ``owner.data_handler`` and ``owner.money_handler``
-        (callables or ``None``) per request, and is told ``owner.session_open(session)``,
+        (callables or ``None``) per request, asks ``owner.verify_transfer(transfer)`` for the
+        verified amount of each Transfer, and is told ``owner.session_open(session)``,
         ``owner.session_auth_failed(session, BtpAuthError)`` and
         ``owner.session_closed(session, reason: Failure | None)``.
     :param log: the plugin's :class:`~twisted.logger.Logger`.
@@ -425,24 +441,33 @@ class BtpSession:
 
     def _on_transfer(self, frame: Transfer) -> None:
         rid = frame.request_id
-        handler = self._owner.money_handler
-        if handler is None:
+        if self._owner.money_handler is None:
             self._send_error(rid, "F00", "NotAcceptedError", _json_message("no money handler registered"))
             return
-        try:
-            result = handler(frame.amount)
-        except Exception:
-            self._answer_failure(Failure(), rid, "money")
-            return
-        if isinstance(result, Deferred):
-            result.addCallbacks(lambda _: self._answer(Response(rid)), self._answer_failure,
-                                errbackArgs=(rid, "money"))
-        else:
-            self._answer(Response(rid))
+        d = maybeDeferred(self._owner.verify_transfer, frame)
+        d.addCallback(self._verified, frame)
+        d.addCallbacks(lambda _: self._answer(Response(rid)), self._answer_failure, errbackArgs=(rid, "money"))
+
+    def _verified(self, amount, frame: Transfer):
+        """Pass what ``verify_transfer`` vouched for, and only that, to the money handler."""
+        if type(amount) is not int or amount < 0:
+            raise TypeError(f"verify_transfer returned {amount!r}, not a verified amount (int >= 0)")
+        self._log.info("{account}: BTP Transfer of {amount} verified as {verified}",
+                       account=self._account_id, amount=frame.amount, verified=amount)
+        handler = self._owner.money_handler
+        if amount == 0:
+            return None
+        if handler is None:
+            raise NotAcceptedError("no money handler registered")
+        return handler(amount)
 
     def _answer_failure(self, failure: Failure, rid: int, which: str) -> None:
-        self._log.failure("{account}: {which} handler failed on BTP request {request_id}",
-                          failure, LogLevel.error, account=self._account_id, which=which, request_id=rid)
+        if failure.check(NotAcceptedError):
+            self._log.warn("{account}: BTP request {request_id} from {peer} not accepted: {why}",
+                           account=self._account_id, request_id=rid, peer=self.peer, why=str(failure.value))
+        else:
+            self._log.failure("{account}: {which} handler failed on BTP request {request_id}",
+                              failure, LogLevel.error, account=self._account_id, which=which, request_id=rid)
         code, name, data = btp_error_for_exception(failure.value)
         self._send_error(rid, code, name, data)
 

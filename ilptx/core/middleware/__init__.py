@@ -6,10 +6,21 @@ Incoming pipeline (outermost first), then the switch::
 
 Outgoing pipeline (outermost first), then the next hop's ledger plugin::
 
-    throughput → balance → deduplicate → expire → validateFulfillment → stats → alert → [custom] → plugin
+    throughput → deduplicate → balance → expire → validateFulfillment → stats → alert → [custom] → plugin
 
 Order decides which error wins: a Prepare that is both rate-limited and too large gets T05,
-because ``rateLimit`` runs before ``maxPacketAmount`` (``tests/unit/core/test_pipeline_order.py``).
+because ``rateLimit`` runs before ``maxPacketAmount`` (``tests/unit/core/test_middlewares.py``,
+"order").
+
+One deliberate difference from ``ilp-connector`` 23.x, whose outgoing order is ``throughput →
+balance → deduplicate``: there a Prepare answered from the deduplicate cache still passes the
+balance middleware, so six copies of one Prepare reach the next hop once but are charged six
+times. Here ``deduplicate`` runs before ``balance``: a copy answered from the cache (in flight:
+the same future answer; finished: the same answer) reserves and commits nothing, so the
+outgoing balance moves once per Prepare the next hop actually received. Every other precedence
+is the reference's; the only one that changes is that a copy of a cached Prepare gets the
+cached answer even when the balance could no longer afford a new one (it costs nothing more).
+The incoming side is unchanged: each Prepare from the sender is its own bilateral transfer.
 Each module's factory ``create(options, *, account, services)`` returns the account's
 instance (:class:`ilptx.interfaces.IMiddleware`) or ``None`` when it has nothing to do.
 """
@@ -22,7 +33,7 @@ from typing import Any, Callable, Optional
 __all__ = ["MiddlewareServices", "INCOMING_ORDER", "OUTGOING_ORDER", "BUILTIN_NAMES", "builtin_factories"]
 
 INCOMING_ORDER = ("errorHandler", "rateLimit", "maxPacketAmount", "throughput", "balance", "echo", "stats")
-OUTGOING_ORDER = ("throughput", "balance", "deduplicate", "expire", "validateFulfillment", "stats", "alert")
+OUTGOING_ORDER = ("throughput", "deduplicate", "balance", "expire", "validateFulfillment", "stats", "alert")
 #: Every built-in, in the order their factories are called for an account.
 BUILTIN_NAMES = ("errorHandler", "rateLimit", "maxPacketAmount", "throughput", "balance", "echo",
                  "deduplicate", "expire", "validateFulfillment", "stats", "alert")

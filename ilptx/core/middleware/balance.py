@@ -17,6 +17,14 @@ units, kept in the store (:class:`ilptx.interfaces.IStore`), with
 * After a commit, if ``balance + settling`` is below ``settleThreshold``, the settlement
   manager sends ``settleTo − (balance + settling)`` through the outbox.
 * **Money received** (the peer settles with us): ``balance −= amount``, as in the reference.
+  Only money a ledger plugin has *verified* gets here (plain BTP refuses every Transfer:
+  :meth:`ilptx.plugins.btp.BtpPlugin.verify_transfer`). A verified settlement that takes the
+  balance below ``minimum`` (the peer paid more than we agreed to owe it) is still recorded —
+  the money was received, and dropping it would make our books disagree with the ledger and
+  rob the peer of its prepayment — but it is logged at error level with the account, the
+  amount, the new balance and the minimum, for the operator to look into (refund or raise the
+  limit). Until the balance is back above ``minimum``, outgoing Prepares to the account get
+  T04, and incoming ones may use the prepayment (up to ``maximum − balance``).
 
 Zero-amount Prepares pass straight through, as in the reference.
 """
@@ -24,6 +32,7 @@ Zero-amount Prepares pass straight through, as in the reference.
 from __future__ import annotations
 
 from twisted.internet.defer import Deferred
+from twisted.logger import Logger
 from zope.interface import implementer
 
 from ilptx.codec.ilp import Fulfill
@@ -35,6 +44,8 @@ from ilptx.interfaces import IMiddleware
 __all__ = ["BalanceMiddleware", "create", "NAME"]
 
 NAME = "balance"
+
+log = Logger()
 
 
 @implementer(IMiddleware)
@@ -88,9 +99,21 @@ class BalanceMiddleware(Middleware):
         return reserving.addCallback(reserved)
 
     def incoming_money(self, account, amount, next_handler) -> Deferred:
-        """The peer settled ``amount`` with us: it owes us that much less."""
+        """The peer settled ``amount`` (verified by its plugin) with us: it owes us that much less.
+
+        :returns: ``Deferred`` firing once the change is durable; errbacks with the store's error.
+        """
         return self._store.adjust(account.id, -amount).addCallback(
-            self._committed, account).addCallback(lambda _: next_handler(account, amount))
+            self._received, account, amount).addCallback(lambda _: next_handler(account, amount))
+
+    def _received(self, state, account, amount: int) -> None:
+        minimum = self.limits.minimum
+        if minimum is not None and state.balance < minimum:
+            log.error("account {account}: a verified settlement of {amount} took the balance to {balance}, "
+                      "below balance.minimum {minimum}: recorded (the money was received); we now owe the "
+                      "peer more than allowed", account=account.id, amount=amount, balance=state.balance,
+                      minimum=minimum)
+        return self._committed(state, account)
 
     def _committed(self, state, account) -> None:
         self._stats.balance(account, state.balance)

@@ -6,6 +6,10 @@ and data) whose cached amount and expiry are at least as large gets the cached o
 (in flight: the same future answer; finished: the same answer). Entries are dropped
 ``packetLifetime`` ms after their expiry, checked every ``cleanupInterval`` ms
 (``deduplicate: {cleanupInterval, packetLifetime}``, both default 30000).
+
+Unlike the reference, it runs *before* ``balance`` (see :mod:`ilptx.core.middleware`): a copy
+answered from the cache reserves and commits nothing, so the outgoing balance moves once per
+Prepare the next hop actually received.
 """
 
 from __future__ import annotations

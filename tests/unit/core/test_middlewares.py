@@ -17,6 +17,7 @@ from zope.interface import implementer
 from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_response, encode_packet
 from ilptx.codec.oer import encode_var_octet_string
 from ilptx.config import parse_config
+from ilptx.core.balances import BalanceState
 from ilptx.core.middleware import Middleware
 from ilptx.core.middleware.echo import ECHO_DATA_PREFIX
 from ilptx.core.stats import CountingStats
@@ -87,7 +88,8 @@ def test_rate_limit_rejects_with_t05_and_refills():
     assert isinstance(net.result(net.prepare(data=b"1")), Fulfill)
     assert isinstance(net.result(net.prepare(data=b"2")), Fulfill)
     limited = net.result(net.prepare(data=b"3"))
-    assert (limited.code, limited.message, limited.triggered_by) == ("T05", "too many requests, throttling.", "test.node")
+    assert (limited.code, limited.message, limited.triggered_by) == (
+        "T05", "too many requests, throttling.", "test.node")
     assert net.stats.counts[("rate_limited_packet", "alice")] == 1
     net.clock.advance(1.0)
     assert isinstance(net.result(net.prepare(data=b"4")), Fulfill)
@@ -229,6 +231,24 @@ def test_money_received_reduces_what_the_peer_owes():
     assert net.stats.values[("incoming_money", "alice", "succeeded")] == 30
 
 
+def test_verified_settlement_below_minimum_is_recorded_and_logged_loudly(monkeypatch):
+    """A verified settlement is booked even past balance.minimum, with an error naming account, amount, balance."""
+    from twisted.logger import Logger, LogLevel
+
+    from ilptx.core.middleware import balance
+
+    events = []
+    monkeypatch.setattr(balance, "log", Logger(observer=events.append))
+    net = Net(alice={"balance": {"minimum": "-50", "maximum": "1000"}})
+    net.clients["alice"].send_money(30)
+    assert net.balance("alice") == -30 and events == []
+    net.clients["alice"].send_money(70)
+    assert net.balance("alice") == -100
+    (event,) = events
+    assert event["log_level"] is LogLevel.error
+    assert (event["account"], event["amount"], event["balance"], event["minimum"]) == ("alice", 70, -100, -50)
+
+
 # -- echo --------------------------------------------------------------------------------------
 
 def test_echo_request_is_sent_back_to_its_source():
@@ -328,19 +348,38 @@ def test_order_rate_limit_beats_max_packet_amount_beats_balance():
     assert net2.result(net2.prepare(amount=50)).message == "exceeded money bandwidth, throttling."  # before balance
 
 
-def test_order_outgoing_balance_before_deduplicate():
-    """Outgoing order: balance checks the minimum before deduplicate could answer from its cache."""
+def test_order_outgoing_deduplicate_before_balance():
+    """Outgoing order: a copy of a fulfilled Prepare gets the cached Fulfill, no second charge; a new one gets T04."""
     net = Net(bob={"balance": {"minimum": "-10", "maximum": "0"}})
     assert isinstance(net.result(net.prepare(amount=10, data=b"dup")), Fulfill)
-    assert net.result(net.prepare(amount=10, data=b"dup")).code == "T04"
+    assert net.result(net.prepare(amount=10, data=b"dup")) == net.result(net.prepare(amount=10, data=b"dup"))
+    assert isinstance(net.result(net.prepare(amount=10, data=b"dup")), Fulfill)
+    assert net.balance("bob") == -10 and len(net.bob_handler.received) == 1
+    assert net.result(net.prepare(amount=10, data=b"new")).code == "T04"
 
 
-def test_pipeline_orders_match_the_reference():
-    """The composed pipelines list the built-ins in the reference's order."""
+def test_duplicates_move_the_outgoing_balance_once():
+    """Six copies of one Prepare, in flight together: the next hop sees one, bob's balance moves once."""
+    net = Net(bob={"balance": {"minimum": "-1000", "maximum": "0"}})
+    hold = Deferred()
+    net.clients["bob"].deregister_data_handler()
+    seen = []
+    net.clients["bob"].register_data_handler(lambda data: (seen.append(data), hold)[1])
+    answers = []
+    for _ in range(6):
+        net.send(net.prepare(amount=25, data=b"six")).addCallback(answers.append)
+    assert len(seen) == 1 and net.store.balances["bob"].outgoing_reserved == 25
+    hold.callback(encode_packet(Fulfill(FULFILLMENT, b"")))
+    assert answers == [Fulfill(FULFILLMENT, b"")] * 6
+    assert net.store.balances["bob"] == BalanceState(balance=-25)
+
+
+def test_pipeline_orders_match_the_reference_but_deduplicate_first():
+    """The composed pipelines list the built-ins in the reference's order, except deduplicate before balance."""
     from ilptx.core.middleware import INCOMING_ORDER, OUTGOING_ORDER
 
     assert INCOMING_ORDER == ("errorHandler", "rateLimit", "maxPacketAmount", "throughput", "balance", "echo", "stats")
-    assert OUTGOING_ORDER == ("throughput", "balance", "deduplicate", "expire", "validateFulfillment", "stats", "alert")
+    assert OUTGOING_ORDER == ("throughput", "deduplicate", "balance", "expire", "validateFulfillment", "stats", "alert")
 
 
 def test_disable_middleware_removes_a_builtin():

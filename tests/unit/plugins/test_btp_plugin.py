@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import CancelledError, Deferred, succeed
@@ -219,14 +221,38 @@ def test_send_data_round_trip_both_ways():
     assert result_of(d1) == b"fulfill:prepare-1" and result_of(d2) == b"reject:prepare-2"
 
 
-def test_send_money_reaches_money_handler():
-    """send_money's Transfer calls the peer's money handler with the amount; the Deferred fires None."""
+def test_plain_btp_refuses_a_transfer_with_f00_and_moves_no_money():
+    """A Transfer to a plain BtpPlugin gets the reference's F00; its money handler is never called."""
     net, server, client, pump, *_ = connected_pair()
+    amounts = []
+    server.register_money_handler(amounts.append)
+    d = client.send_money(2**64 - 1)
+    net.flush()
+    error = failure_of(d).value
+    assert isinstance(error, BtpRemoteError) and amounts == []
+    assert (error.btp_error.code, error.btp_error.name) == ("F00", "NotAcceptedError")
+    assert json.loads(error.btp_error.data) == {"message": "No sendMoney functionality is included in this module"}
+
+
+def test_settling_subclass_credits_only_what_it_verified():
+    """A subclass overriding verify_transfer sees the Transfer; its verified amount reaches the money handler."""
+    class Settling(BtpPlugin):
+        def verify_transfer(self, transfer):
+            self.seen = transfer
+            return succeed(transfer.amount - 45)
+
+    net = Net()
+    server = Settling(SERVER_OPTIONS, account_id="bob", reactor=net.reactor)
+    client = net.plugin(CLIENT_OPTIONS, "alice")
+    result_of(server.connect())
+    ready = client.connect()
+    net.accept()
+    result_of(ready)
     amounts = []
     server.register_money_handler(amounts.append)
     d = client.send_money(12345)
     net.flush()
-    assert result_of(d) is None and amounts == [12345]
+    assert result_of(d) is None and amounts == [12300] and server.seen.amount == 12345
 
 
 def test_send_money_rejects_bad_amounts():

@@ -9,7 +9,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.defer import Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
-from twisted.logger import Logger
+from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 from twisted.test import iosim
 from zope.interface.verify import verifyObject
@@ -150,12 +150,12 @@ def prepare(reactor, destination, amount=10, seconds=30):
     return encode_packet(Prepare(amount, expiry(reactor, seconds), CONDITION, destination, b"hi"))
 
 
-def make_plugin(options=None, store=None, address=ACCT, connect=True, **extra):
+def make_plugin(options=None, store=None, address=ACCT, connect=True, plugin_class=None, **extra):
     reactor = MemoryReactorClock()
     reactor.advance(1_700_000_000)
     events = []
     opts = {"listener": {"port": 7000, "host": "127.0.0.1"}, **(options or {})}
-    plugin = MiniAccountsPlugin(opts, account_id="mini", reactor=reactor,
+    plugin = (plugin_class or MiniAccountsPlugin)(opts, account_id="mini", reactor=reactor,
                                 log=Logger(namespace="t", observer=events.append), store=store, **extra)
     if address is not None:
         plugin.set_account_address(address, "XRP", 6)
@@ -394,16 +394,39 @@ def test_incoming_reject_releases_the_reservation():
     assert plugin.client_balance("alice") == plugin.client_balance("nobody")
 
 
-def test_transfer_from_client_goes_to_money_handler():
-    """A BTP Transfer from a client reaches the money handler and lowers that client's balance."""
+def test_unverified_transfer_from_client_is_f00_and_moves_no_money():
+    """A BTP Transfer from a client gets F00 (the reference's message); no handler call, no balance change."""
     plugin, _ = make_plugin()
     paid = []
     plugin.register_money_handler(paid.append)
     ws = FakeWs(plugin)
     ws.login("alice", "a")
-    ws.receive(Transfer(4, 25))
+    ws.receive(Transfer(4, 2**64 - 1))
+    error = ws.frames[-1]
+    assert (error.request_id, error.code, error.name) == (4, "F00", "NotAcceptedError")
+    assert b"No sendMoney functionality is included in this module" in error.data
+    assert paid == [] and plugin.client_balance("alice").balance == 0
+
+
+def test_verified_transfer_from_client_lowers_its_balance():
+    """The verified amount reaches the handler and lowers the client's balance; past its minimum, loudly."""
+    class Settling(MiniAccountsPlugin):
+        def verify_transfer(self, client, transfer):
+            return 25 if client == "alice" else 0
+
+    plugin, _ = make_plugin({"clientBalance": {"minimum": "-30", "maximum": "100"}}, plugin_class=Settling)
+    paid = []
+    plugin.register_money_handler(paid.append)
+    ws = FakeWs(plugin)
+    ws.login("alice", "a")
+    ws.receive(Transfer(4, 1000))
     assert ws.frames[-1] == Response(4) and paid == [25]
     assert plugin.client_balance("alice").balance == -25
+    assert [e for e in plugin.events if e["log_level"] is LogLevel.error] == []
+    ws.receive(Transfer(5, 1000))
+    assert plugin.client_balance("alice").balance == -50  # below clientBalance.minimum -30: kept, loudly
+    (error,) = [e for e in plugin.events if e["log_level"] is LogLevel.error]
+    assert (error["client"], error["amount"], error["balance"], error["minimum"]) == ("alice", 25, -50, -30)
 
 
 def test_send_money_does_nothing():

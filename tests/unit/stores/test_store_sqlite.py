@@ -82,7 +82,7 @@ class Harness:
         for _ in range(10):
             if done:
                 break
-            self.turn()
+            self.clock.advance(1.0)  # also runs a retry after a failed write
             self.executor.finish_all()
         assert done == [None]
 
@@ -211,24 +211,142 @@ def test_amounts_are_decimal_text(h, tmp_path):
     assert kv == [("k", "v")]
 
 
-def test_write_failure_errbacks_and_retries(h, tmp_path):
-    """A failed transaction errbacks its waiters with StoreWriteError; the rows are kept and
-    written again after retry_delay."""
-    d = h.store.adjust("a", 5)
+def fail_one_write(h, error="database or disk is full") -> None:
+    """End the reactor turn and make the transaction it starts fail."""
     h.turn()
-    h.executor.fail_next = sqlite3.OperationalError("disk I/O error")
+    assert h.writes() == 1
+    h.executor.fail_next = sqlite3.OperationalError(error)
     h.executor.finish()
-    assert isinstance(d.result.value, StoreWriteError)
-    assert "disk I/O error" in str(d.result.value)
-    d.addErrback(lambda _: None)
-    assert h.store.get_balance("a").result == B(balance=5)  # the mirror keeps the change
+
+
+def write_failure(d) -> StoreWriteError:
+    """:returns: the StoreWriteError ``d`` failed with (consumed)."""
+    assert d.called, "expected the Deferred to have fired"
+    failures = []
+    d.addErrback(failures.append)
+    assert failures and failures[0].check(StoreWriteError), failures
+    return failures[0].value
+
+
+def retry(h) -> None:
+    """Let the retry after a failed write run and succeed."""
     h.turn()
     assert h.writes() == 0
     h.clock.advance(1.0)
     assert h.writes() == 1
     h.executor.finish()
+
+
+def test_write_failure_errbacks_t00_and_retries(h, tmp_path):
+    """A failed transaction errbacks its waiters with StoreWriteError (ILP T00, cause kept, not in the
+    message); the rows are written again after retry_delay."""
+    d = h.store.adjust("a", 5)
+    h.store.reserve_incoming("b", 3, None)
+    fail_one_write(h, "disk I/O error")
+    error = write_failure(d)
+    assert (error.code, error.message) == ("T00", "store write failed")
+    assert "disk I/O error" in str(error) and error.cause.check(sqlite3.OperationalError)
+    retry(h)
     rows, _, _ = h.reopen_state(tmp_path / "s.sqlite")
-    assert rows == [("a", "5", "0", "0", "0")]
+    assert rows == [("a", "0", "0", "0", "0"), ("b", "0", "3", "0", "0")]  # adjust undone, reservation kept
+
+
+def test_failed_outgoing_reservation_is_released_and_never_booked(h, tmp_path):
+    """reserve_outgoing whose write fails: T00, the reservation is released in memory and on disk,
+    so a restart's recover() books no payment for a Prepare that was never forwarded."""
+    h.store.reserve_outgoing("bob", 85, -1000).addCallback(lambda ok: pytest.fail("must not be forwarded"))
+    fail_one_write(h)
+    assert h.store.get_balance("bob").result == B()
+    retry(h)
+    h.close()
+    again = Harness(tmp_path / "s.sqlite")
+    recovered = again.store.recover()
+    again.turn()
+    again.executor.finish_all()
+    assert recovered.result == {} and again.store.get_balance("bob").result == B()
+    again.close()
+
+
+def test_failed_incoming_commit_does_not_charge_the_sender(h):
+    """settle_incoming(fulfilled=True) whose write fails: StoreWriteError and the balance stays
+    as before the Prepare (its reservation released): the sender gets a Reject, not a charge."""
+    h.store.reserve_incoming("alice", 40, 100)
+    h.turn()
+    h.executor.finish()
+    d = h.store.settle_incoming("alice", 40, True)
+    fail_one_write(h)
+    write_failure(d)
+    assert h.store.get_balance("alice").result == B()
+
+
+def test_failed_outgoing_commit_is_kept_and_fires(h, tmp_path):
+    """settle_outgoing(fulfilled=True) whose write fails keeps the payment (the next hop was paid;
+    its reservation is durable) and fires with the new state; the retry writes it."""
+    h.store.reserve_outgoing("bob", 30, None)
+    h.turn()
+    h.executor.finish()
+    d = h.store.settle_outgoing("bob", 30, True)
+    fail_one_write(h)
+    assert d.result == B(balance=-30)
+    retry(h)
+    rows, _, _ = h.reopen_state(tmp_path / "s.sqlite")
+    assert rows == [("bob", "-30", "0", "0", "0")]
+
+
+def test_failed_complete_settlement_is_kept_and_reported(h):
+    """complete_settlement whose write fails keeps the completion (the money was sent) and errbacks."""
+    h.store.add_settlement("s", "bob", 10)
+    h.turn()
+    h.executor.finish()
+    d = h.store.complete_settlement("s")
+    fail_one_write(h)
+    write_failure(d)
+    assert h.store.get_balance("bob").result == B(balance=10) and h.store.pending_settlements().result == []
+
+
+@pytest.mark.parametrize("change, check", [
+    (lambda s: s.adjust("a", -7), lambda s: s.get_balance("a").result == B()),
+    (lambda s: s.add_settlement("x", "a", 9),
+     lambda s: s.get_balance("a").result == B() and s.pending_settlements().result == []),
+    (lambda s: s.put("k", "new"), lambda s: s.get("k").result == "old"),
+    (lambda s: s.delete("k"), lambda s: s.get("k").result == "old"),
+], ids=["adjust", "add_settlement", "put", "delete"])
+def test_failed_changes_are_undone(h, change, check):
+    """adjust, add_settlement, put and delete whose write fails errback and leave the mirror as it was."""
+    h.store.put("k", "old")
+    h.turn()
+    h.executor.finish()
+    d = change(h.store)
+    fail_one_write(h)
+    write_failure(d)
+    assert check(h.store)
+
+
+def test_failed_recover_is_undone(tmp_path):
+    """recover() whose write fails errbacks and leaves the reservations as they were."""
+    first = Harness(tmp_path / "r.sqlite")
+    first.store.reserve_incoming("a", 4, None)
+    first.store.reserve_outgoing("b", 6, None)
+    first.close()
+    h = Harness(tmp_path / "r.sqlite")
+    d = h.store.recover()
+    fail_one_write(h)
+    write_failure(d)
+    assert h.store.all_balances().result == {"a": B(incoming_reserved=4), "b": B(outgoing_reserved=6)}
+    h.close()
+
+
+def test_changes_made_during_a_failing_write_are_not_undone(h):
+    """Only the operations of the failed transaction are undone; those waiting for the next one stay."""
+    first = h.store.reserve_outgoing("bob", 5, None)
+    h.turn()
+    second = h.store.reserve_outgoing("bob", 7, None)
+    h.executor.fail_next = sqlite3.OperationalError("database or disk is full")
+    h.executor.finish()
+    write_failure(first)
+    assert h.store.get_balance("bob").result == B(outgoing_reserved=7) and not second.called
+    retry(h)
+    assert second.result is True
 
 
 def test_closed_store_refuses_changes(h):

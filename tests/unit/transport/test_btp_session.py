@@ -41,6 +41,12 @@ class Owner:
         self.data_handler = None
         self.money_handler = None
         self.opened, self.auth_failed, self.closed = [], [], []
+        self.verify = None  # verify_transfer's stand-in; None refuses as the plain plugins do
+
+    def verify_transfer(self, transfer):
+        if self.verify is None:
+            raise btp_session.NotAcceptedError("unverifiable")
+        return self.verify(transfer)
 
     def session_open(self, session):
         self.opened.append(session)
@@ -346,13 +352,37 @@ def test_message_without_ilp_gets_empty_response():
     assert wire.last() == Response(45, ())
 
 
-def test_transfer_goes_to_money_handler():
-    """A Transfer's amount goes to the money handler and an empty Response follows."""
+def test_verified_transfer_amount_goes_to_money_handler():
+    """A Transfer's verified amount (not the amount it claims) goes to the money handler; an empty Response follows."""
     session, clock, owner, wire = open_server()
-    amounts = []
+    amounts, seen = [], []
+    owner.verify = lambda transfer: seen.append(transfer) or succeed(7)
     owner.money_handler = lambda amount: amounts.append(amount) or succeed(None)
+    transfer = Transfer(46, 2**64 - 1, (ProtocolDataEntry("claim", 0, b"sig"),))
+    session.data_received(encode_frame(transfer))
+    assert seen == [transfer] and amounts == [7] and wire.last() == Response(46, ())
+
+
+def test_unverified_transfer_is_f00_and_never_reaches_money_handler():
+    """A Transfer the owner does not verify gets F00 NotAcceptedError with its message, logged as a warning."""
+    session, clock, owner, wire = open_server()
+    owner.money_handler = lambda amount: pytest.fail("no money may move")
     session.data_received(encode_frame(Transfer(46, 2**64 - 1)))
-    assert amounts == [2**64 - 1] and wire.last() == Response(46, ())
+    error = wire.last()
+    assert (error.request_id, error.code, error.name) == (46, "F00", "NotAcceptedError")
+    assert json.loads(error.data) == {"message": "unverifiable"}
+    assert [e for e in owner.events if "log_failure" in e] == []
+    assert any(e["log_level"] is LogLevel.warn and e.get("why") == "unverifiable" for e in owner.events)
+
+
+@pytest.mark.parametrize("verified", [-1, "5", 5.0, True, None])
+def test_verifier_must_return_an_amount(verified):
+    """verify_transfer returning anything but an int >= 0 is answered F00 and moves no money."""
+    session, clock, owner, wire = open_server()
+    owner.verify = lambda transfer: verified
+    owner.money_handler = lambda amount: pytest.fail("no money may move")
+    session.data_received(encode_frame(Transfer(46, 5)))
+    assert (wire.last().request_id, wire.last().code) == (46, "F00")
 
 
 def test_transfer_without_money_handler_gives_error():
