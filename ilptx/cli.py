@@ -24,7 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # twisted is imported when a command runs, not at start-up
+    from twisted.internet.defer import Deferred
 
 EXIT_OK, EXIT_PAYMENT_FAILED, EXIT_USAGE, EXIT_UPLINK, EXIT_POINTER = 0, 1, 2, 3, 4
 UPLINK_TIMEOUT_S = 10.0
@@ -88,7 +91,7 @@ def _connect_uplink(reactor, uplink: str, timeout: float = UPLINK_TIMEOUT_S):
     return d.addCallbacks(lambda _: plugin, failed)
 
 
-def _receive(reactor, args) -> "Deferred":
+def _receive(reactor, args) -> Deferred:
     from twisted.internet import defer, endpoints
     from twisted.web.server import Site
 
@@ -128,7 +131,8 @@ def _receive(reactor, args) -> "Deferred":
                       f"SPSP on http://{host.host}:{host.port}/\n")
         out.flush()
         stopped = defer.Deferred()
-        reactor.addSystemEventTrigger("before", "shutdown", lambda: stopped.callback(None) if not stopped.called else None)
+        reactor.addSystemEventTrigger("before", "shutdown",
+                                      lambda: stopped.callback(None) if not stopped.called else None)
         yield stopped
         yield port.stopListening()
         yield plugin.disconnect()
@@ -136,7 +140,7 @@ def _receive(reactor, args) -> "Deferred":
     return run()
 
 
-def _pay(reactor, args) -> "Deferred":
+def _pay(reactor, args) -> Deferred:
     from twisted.internet import defer
 
     from ilptx.stream.sender import StreamPaymentError, send_payment
