@@ -22,7 +22,6 @@ from importlib import resources
 from twisted.application import strports
 from twisted.application.service import MultiService, Service
 from twisted.python import usage
-from twisted.web.server import Site
 
 from ilptx.admin.auth import check_binding
 from ilptx.config import load_config, load_config_file, parse_config
@@ -90,8 +89,6 @@ def admin_service(connector, config) -> Service:
     """
     from ilptx.admin import AdminApi
 
-    api = AdminApi(connector, token=config.raw.get("adminApiToken"))
-    site = Site(api.resource())
-    site.noisy = False
+    site = AdminApi(connector, token=config.raw.get("adminApiToken")).site()
     host = config.raw["adminApiHost"].replace("\\", "\\\\").replace(":", "\\:")
     return strports.service(f"tcp:{config.raw['adminApiPort']}:interface={host}", site)
