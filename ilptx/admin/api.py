@@ -77,9 +77,10 @@ __all__ = ["AdminApi", "HttpError", "MAX_AMOUNT_DIGITS", "MAX_BODY_BYTES", "MAX_
 MAX_BODY_BYTES = 1 << 20
 #: How deeply a body's JSON arrays and objects may nest (the reference's bodies use 3 levels).
 MAX_JSON_DEPTH = 32
-#: The most digits of an amount (``amountDiff``) or of any JSON number in a body; far above
-#: any balance (a UInt64 has 20), far below Python's int-string limit (4300).
-MAX_AMOUNT_DIGITS = 64
+#: The most digits of an amount (``amountDiff``) or of any JSON number in a body: as many as
+#: a balance limit in the config may have, far above any ledger's (a UInt64 has 20), far
+#: below Python's int-string limit (4300).
+MAX_AMOUNT_DIGITS = 100
 
 # the reference's BalanceUpdate.json pattern, matched against the whole string
 _AMOUNT_DIFF = re.compile(r"0|-?[1-9][0-9]{0,%d}" % (MAX_AMOUNT_DIGITS - 1))

@@ -34,14 +34,14 @@ def nested(depth: int):
 
 @pytest.mark.parametrize("diff", ["5\n", "\n5", " 5", "5 ", "-5\n", "٣", "1" * (MAX_AMOUNT_DIGITS + 1), "1" * 5000])
 def test_amount_diff_must_be_the_whole_string_and_bounded(node, diff):
-    """POST /balance: amountDiff is matched as a whole (no trailing newline) and holds at most 64 digits."""
+    """POST /balance: amountDiff is matched as a whole (no trailing newline) and holds at most 100 digits."""
     reply = node.request("POST", "/balance", {"accountId": "alice", "amountDiff": diff})
     assert reply.code == 400 and reply.text.startswith("invalid balance update: amountDiff must be"), reply.text
     assert node.store.balances.get("alice") is None
 
 
-def test_amount_diff_of_64_digits_is_applied(node):
-    """POST /balance: the largest amountDiff admitted (64 digits) is applied exactly."""
+def test_amount_diff_of_the_most_digits_is_applied(node):
+    """POST /balance: the largest amountDiff admitted (100 digits) is applied exactly."""
     diff = "9" * MAX_AMOUNT_DIGITS
     reply = node.request("POST", "/balance", {"accountId": "alice", "amountDiff": "-" + diff})
     assert (reply.code, reply.json["balance"]) == (200, "-" + diff)
