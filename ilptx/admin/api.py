@@ -428,8 +428,8 @@ def _number(rate: Optional[Decimal]):
 class BoundedRequest(Request):
     """A :class:`~twisted.web.server.Request` that keeps at most :data:`MAX_BODY_BYTES` of its
     body: past that (by ``Content-Length`` or as chunks arrive) the rest is read and dropped,
-    :attr:`body_too_large` is set, and :func:`_body` answers ``413``. So a huge body costs
-    neither memory nor a temporary file."""
+    :attr:`body_too_large` is set, and :func:`_body` answers ``413``. So a body of any size
+    holds at most that much memory (or temporary file)."""
 
     #: the body was over :data:`MAX_BODY_BYTES` (what was kept of it is not the body)
     body_too_large = False
