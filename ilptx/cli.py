@@ -8,8 +8,10 @@ through a connector.
 
 ``pay`` resolves the pointer (RFC 26) or URL, queries SPSP (RFC 9), sends the amount (in the
 uplink account's base units) with STREAM, showing progress on stderr, and ends with a summary:
-sent, delivered, exchange rate, packets, time (one JSON object with ``--json``). Errors say
-what happened and how much was delivered so far.
+sent, delivered, exchange rate, packets, time (one JSON object with ``--json``). A failure is
+one line: what happened, the details, how much was sent and delivered so far. A path out of
+liquidity (every packet T04) is retried for ``--liquidity-timeout`` seconds (default 5) of
+back-off, then given up.
 
 connects to the connector as a BTP client (``--uplink``), takes its address with IL-DCP,
 serves SPSP (RFC 9) on ``--host:--port`` and prints one line per payment received (one JSON
@@ -24,7 +26,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # twisted is imported when a command runs, not at start-up
+    from twisted.internet.defer import Deferred
 
 EXIT_OK, EXIT_PAYMENT_FAILED, EXIT_USAGE, EXIT_UPLINK, EXIT_POINTER = 0, 1, 2, 3, 4
 UPLINK_TIMEOUT_S = 10.0
@@ -55,6 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("--allow-http", action="store_true", help="allow a plain http SPSP URL (local testing)")
     pay.add_argument("--uplink-timeout", type=float, default=UPLINK_TIMEOUT_S,
                      help="seconds to wait for the uplink before giving up (default 10)")
+    # default: ilptx.stream.sender.DEFAULT_LIQUIDITY_TIMEOUT (not imported here: it loads Twisted)
+    pay.add_argument("--liquidity-timeout", type=_seconds, default=None,
+                     help="seconds to keep retrying while the path is out of liquidity (T04) "
+                          "before giving up (default 5)")
     receive = sub.add_parser("receive", help="receive payments at an SPSP endpoint")
     receive.add_argument("--uplink", required=True, help="BTP URL of your connector account, btp+ws://user:token@host:port")
     receive.add_argument("--port", type=int, required=True, help="TCP port of the SPSP endpoint")
@@ -63,6 +72,17 @@ def build_parser() -> argparse.ArgumentParser:
     receive.add_argument("--uplink-timeout", type=float, default=UPLINK_TIMEOUT_S,
                          help="seconds to wait for the uplink before giving up (default 10)")
     return parser
+
+
+def _seconds(text: str) -> float:
+    """An argparse type: a number of seconds >= 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
 
 
 def _connect_uplink(reactor, uplink: str, timeout: float = UPLINK_TIMEOUT_S):
@@ -91,7 +111,7 @@ def _connect_uplink(reactor, uplink: str, timeout: float = UPLINK_TIMEOUT_S):
     return d.addCallbacks(lambda _: plugin, failed)
 
 
-def _receive(reactor, args) -> "Deferred":
+def _receive(reactor, args) -> Deferred:
     from twisted.internet import defer, endpoints
     from twisted.web.server import Site
 
@@ -131,7 +151,8 @@ def _receive(reactor, args) -> "Deferred":
                       f"SPSP on http://{host.host}:{host.port}/\n")
         out.flush()
         stopped = defer.Deferred()
-        reactor.addSystemEventTrigger("before", "shutdown", lambda: stopped.callback(None) if not stopped.called else None)
+        reactor.addSystemEventTrigger("before", "shutdown",
+                                      lambda: stopped.callback(None) if not stopped.called else None)
         yield stopped
         yield port.stopListening()
         yield plugin.disconnect()
@@ -139,7 +160,7 @@ def _receive(reactor, args) -> "Deferred":
     return run()
 
 
-def _pay(reactor, args) -> "Deferred":
+def _pay(reactor, args) -> Deferred:
     from twisted.internet import defer
 
     from ilptx.stream.sender import StreamPaymentError, send_payment
@@ -149,6 +170,7 @@ def _pay(reactor, args) -> "Deferred":
         raise CommandError("amount: must be a positive integer (base units)", EXIT_USAGE)
     err = sys.stderr
     show_progress = not args.json and err.isatty()
+    options = {} if args.liquidity_timeout is None else {"liquidity_timeout": args.liquidity_timeout}
 
     def progress(sent: int, delivered: int) -> None:
         if show_progress:
@@ -167,12 +189,12 @@ def _pay(reactor, args) -> "Deferred":
         started = reactor.seconds()
         try:
             result = yield send_payment(plugin, spsp.destination_account, spsp.shared_secret, args.amount,
-                                        clock=reactor, progress=progress)
+                                        clock=reactor, progress=progress, **options)
         except StreamPaymentError as exc:
             if show_progress:
                 err.write("\n")
             if args.json:
-                sys.stdout.write(json.dumps({"ok": False, "error": exc.kind, "code": exc.code, "message": str(exc),
+                sys.stdout.write(json.dumps({"ok": False, "error": exc.kind, "code": exc.code, "message": exc.message,
                                              "sent": str(exc.sent), "delivered": str(exc.delivered)}) + "\n")
             raise CommandError(f"payment failed: {_explain(exc)}", EXIT_PAYMENT_FAILED) from None
         finally:
@@ -196,20 +218,23 @@ def _pay(reactor, args) -> "Deferred":
     return run()
 
 
+#: error kind → (what happened, what to do); the sender's message says the details
 _EXPLANATIONS = {
-    "no-route": "no route to the receiver (F02): the connector does not know its address",
-    "too-large": "the path only carries packets too small for this payment (F08)",
-    "liquidity": "the path is out of liquidity (T04): try again later or with a smaller amount",
-    "rate": "the exchange rate is below the minimum",
-    "timeout": "the receiver or the path did not answer in time",
-    "unreachable": "the uplink went away",
-    "rejected": "the receiver or the path rejected the payment",
+    "no-route": ("no route to the receiver (F02)", "the connector does not know its address"),
+    "too-large": ("the path only carries packets too small for this payment (F08)", ""),
+    "liquidity": ("the path is out of liquidity (T04)", "try again later or with a smaller amount"),
+    "rate": ("the exchange rate is too low", ""),
+    "timeout": ("the receiver or the path did not answer in time", ""),
+    "unreachable": ("the uplink went away", ""),
+    "rejected": ("the receiver or the path rejected the payment", ""),
 }
 
 
 def _explain(exc) -> str:
-    head = _EXPLANATIONS.get(exc.kind, exc.kind)
-    return f"{head} -- {exc} (delivered {exc.delivered} of the {exc.sent} sent)"
+    """One line: what happened, the sender's details, how much moved, what to do."""
+    head, advice = _EXPLANATIONS.get(exc.kind, (exc.kind, ""))
+    line = f"{head}: {exc.message}; sent {exc.sent}, delivered {exc.delivered}"
+    return f"{line}; {advice}" if advice else line
 
 
 def main(argv: Optional[list] = None) -> None:

@@ -31,6 +31,7 @@ Deviations from the reference, on purpose:
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -41,8 +42,8 @@ from typing import Any, Mapping, Optional
 
 import hyperlink
 import yaml
-from jsonschema import Draft7Validator
-from jsonschema.exceptions import best_match
+from jsonschema import Draft7Validator, validators
+from jsonschema.exceptions import ValidationError, best_match
 from twisted.logger import Logger
 
 from ilptx.codec.address import is_valid_address, is_valid_segment
@@ -263,9 +264,27 @@ BACKEND_CONFIG_SCHEMAS: dict = {
     "ecb": _HTTP_BACKEND,
     "http": _HTTP_BACKEND,
 }
-_BACKEND_VALIDATORS = {name: Draft7Validator(schema) for name, schema in BACKEND_CONFIG_SCHEMAS.items()}
 
-_VALIDATOR = Draft7Validator(SCHEMA)
+
+def _ecma_pattern(validator, pattern: str, instance, schema):
+    """The ``pattern`` keyword as ECMA-262 (ajv, the reference's validator) reads it: ``$``
+    is the end of the string. (In Python's ``re`` it also matches before a final newline, so
+    ``"5\\n"`` would pass ``^[0-9]+$``.)"""
+    if validator.is_type(instance, "string") and not re.search(_anchored(pattern), instance):
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _anchored(pattern: str) -> str:
+    return re.sub(r"(?<!\\)\$", r"\\Z", pattern)
+
+
+# Draft 7 with ECMA-262 patterns: the config file, its backendConfig, accounts added at run time
+_ConfigValidator = validators.extend(Draft7Validator, {"pattern": _ecma_pattern})
+
+_BACKEND_VALIDATORS = {name: _ConfigValidator(schema) for name, schema in BACKEND_CONFIG_SCHEMAS.items()}
+
+_VALIDATOR = _ConfigValidator(SCHEMA)
 _BOOLEANS = {"1": True, "true": True, "0": False, "false": False, "": False}
 
 

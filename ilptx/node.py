@@ -12,6 +12,7 @@ from typing import Callable, Optional
 from twisted.application.service import MultiService, Service
 from twisted.internet.defer import (CancelledError, Deferred, DeferredList, DeferredLock, fail, inlineCallbacks,
                                     maybeDeferred, succeed)
+from twisted.internet.defer import TimeoutError as DeferredTimeoutError
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface.verify import verifyObject
@@ -32,8 +33,8 @@ from ilptx.metrics import PrometheusStats
 from ilptx.plugins.base import PluginServices
 from ilptx.plugins.manager import ledger_plugin_factories, make_ledger_plugin, make_plugin_manager, middleware_factories
 
-__all__ = ["Connector", "OrderedMultiService", "StartupError", "Step", "build_connector", "runtime_account_config",
-           "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
+__all__ = ["AccountStartError", "Connector", "OrderedMultiService", "StartupError", "Step", "build_connector",
+           "runtime_account_config", "RUNTIME_ACCOUNT_PREFIX", "UNKNOWN_ADDRESS"]
 
 #: The connector's address until a parent tells it (IL-DCP), as in the reference.
 UNKNOWN_ADDRESS = "unknown"
@@ -411,20 +412,53 @@ class Connector(OrderedMultiService):
     # -- accounts at run time (admin API) ----------------------------------------------------
 
     def add_account(self, account_config: AccountConfig) -> Deferred:
-        """Add an account while running: plugin, pipelines, child route; remember it in the
-        store (``account:<id>``, see :meth:`_load_runtime_accounts`); then connect it.
+        """Add an account while running: plugin, pipelines, child route; start its plugin and,
+        only once it has started, remember the account in the store (``account:<id>``, see
+        :meth:`_load_runtime_accounts`), so that what is stored starts again at the next run.
 
-        :raises ConfigError: the id is taken or the plugin is unknown.
-        :returns: ``Deferred[Account]`` once its plugin connected (or failed to; logged).
+        A plugin whose ``connect()`` fails (a listener on a host it cannot bind, a port in use,
+        a server that refuses us) or has not fired within ``initialConnectTimeout`` ms is
+        disconnected and the account removed again; nothing is stored. Before
+        :meth:`startService` the account is only built and stored (start-up connects it).
+
+        :raises ConfigError: the id is taken, the plugin is unknown or refuses its options.
+        :returns: ``Deferred[Account]``; once the account is gone again it fails with
+            :class:`AccountStartError` (``accounts.<id>.options: the btp plugin did not start:
+            Couldn't listen on 127.0.0.1:7768: [Errno 98] Address already in use.``), or with
+            the store's failure to write.
         """
         if account_config.id in self.accounts:
             raise ConfigError(f"accounts.{account_config.id}", "an account with this id exists")
         account = self._account_builder(account_config)
-        d = self.store.put(RUNTIME_ACCOUNT_PREFIX + account.id, json.dumps(_thaw(account_config.settings)))
-        if self.running:
-            self.switch.pipelines[account.id].start()
-            d.addCallback(lambda _: self._connect(account))
-        return d.addCallback(lambda _: account)
+        remember = json.dumps(_thaw(account_config.settings))
+        if not self.running:
+            return self.store.put(RUNTIME_ACCOUNT_PREFIX + account.id, remember).addCallback(lambda _: account)
+        self.switch.pipelines[account.id].start()
+        timeout_ms = self.config.raw["initialConnectTimeout"]
+        d = maybeDeferred(account.plugin.connect).addTimeout(timeout_ms / 1000.0, self.reactor)
+
+        def undo(failure):  # remove the account again, then fail with ``failure``
+            removed = self.remove_account(account.id)
+            removed.addErrback(lambda f: self.log.failure("account {account}: plugin failed to disconnect", f,
+                                                          account=account.id))
+            return removed.addCallback(lambda _: failure)
+
+        def started(_):
+            self._connected(None, account)
+            if self.switch.route_manager is not None:  # exchange CCP routes as start-up's accounts do
+                self._track_routes(account)
+            stored = self.store.put(RUNTIME_ACCOUNT_PREFIX + account.id, remember)
+            return stored.addCallbacks(lambda _: account, undo)
+
+        def not_started(failure):
+            cause = (f"not connected within initialConnectTimeout ({timeout_ms} ms)"
+                     if failure.check(DeferredTimeoutError) else failure.getErrorMessage())
+            error = AccountStartError(f"accounts.{account.id}.options",
+                                      f"the {account.plugin_name} plugin did not start: {cause}")
+            self.log.error("{error}; account removed", error=error)
+            return undo(Failure(error))
+
+        return d.addCallbacks(started, not_started)
 
     def remove_account(self, account_id: str) -> Deferred:
         """Remove an account while running: routes, pipelines, then disconnect its plugin and
@@ -438,6 +472,8 @@ class Connector(OrderedMultiService):
                 self.routing_table.remove(prefix)
         self.switch.detach(account_id)
         self.accounts.remove(account_id)
+        if self.switch.route_manager is not None:
+            self.switch.route_manager.remove_peer(account_id)
         forget = RUNTIME_ACCOUNT_PREFIX + account_id
         # forgotten even when the plugin fails to disconnect; that failure is still returned
         return maybeDeferred(account.plugin.disconnect).addBoth(
@@ -487,11 +523,31 @@ class Connector(OrderedMultiService):
 RUNTIME_ACCOUNT_PREFIX = "account:"
 
 
+class AccountStartError(ConfigError):
+    """An account added at run time whose plugin did not start (:meth:`Connector.add_account`
+    removed it again): ``"accounts.<id>.options: the <plugin> plugin did not start: <cause>"``."""
+
+
 def runtime_account_config(account_id: str, settings, ilp_address: str) -> AccountConfig:
     """Validate one account's settings (an ``accounts.<id>`` entry) as the config file's are.
 
+    A listener of an account added at run time binds the loopback interface unless it names
+    its ``host``: ``options.listener.host`` defaults to ``127.0.0.1`` (for ``mini-accounts``,
+    which listens without a ``listener`` object too, one is added), where the config file's
+    default is every interface, as in the reference.
+
     :raises ConfigError: e.g. ``accounts.carol.assetScale: must be an integer 0..255``.
     """
+    if isinstance(settings, dict) and isinstance(settings.get("options", {}), dict):
+        options = dict(settings.get("options", {}))
+        listener = options.get("listener")
+        if listener is None and settings.get("plugin") in ("mini-accounts", "ilp-plugin-mini-accounts"):
+            listener = {}
+        if isinstance(listener, dict) and "host" not in listener:
+            options["listener"] = {**listener, "host": "127.0.0.1"}
+            settings = {**settings, "options": options}
+    if ilp_address == UNKNOWN_ADDRESS:  # not yet told by the parent: any address validates the account
+        ilp_address = "test.unknown"
     return parse_config({"ilpAddress": ilp_address, "accounts": {account_id: settings}}, env={}).accounts[0]
 
 

@@ -31,7 +31,6 @@ from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
 from twisted.python.failure import Failure
-from twisted.web.server import Site
 
 from ilptx import __version__
 from ilptx.admin.auth import check_binding
@@ -174,9 +173,7 @@ def admin_service(connector, config, reactor=None) -> Step:
 
     if reactor is None:
         from twisted.internet import reactor
-    api = AdminApi(connector, token=config.raw.get("adminApiToken"))
-    site = Site(api.resource())
-    site.noisy = False
+    site = AdminApi(connector, token=config.raw.get("adminApiToken")).site()
     host = config.raw["adminApiHost"].replace("\\", "\\\\").replace(":", "\\:")
     endpoint = serverFromString(reactor, f"tcp:{config.raw['adminApiPort']}:interface={host}")
     listening = []

@@ -1,28 +1,48 @@
 """The admin API (``adminApi: true``): the reference connector's paths and JSON shapes, on Klein.
 
-======================== ================================================================
-``GET /status``          ``{"balances": {id: "123"}, "connected": {id: bool}, "localRoutingTable": {prefix: {"nextHop", "path"}}}``
-``GET /routing``         ``{"routingTableId", "currentEpoch", "localRoutingTable", "forwardingRoutingTable", "routingLog", "peers"}``
-``GET /accounts``        ``{"address", "accounts": {id: {"info": settings without options, "connected", "adminInfo"}}}``
-``GET /accounts/ID``     ``{"account", "plugin", "info"}`` from ``get_admin_info()`` (``IAdminInfoProvider``; else 501)
-``POST /accounts/ID``    ``{"account", "plugin", "result"}`` from ``send_admin_info(body)`` (``IAdminInfoReceiver``; else 501)
-``PUT /accounts/ID``     add (201) or replace (200) an account at run time; body: an ``accounts.ID`` entry
-``DELETE /accounts/ID``  remove an account at run time (204)
-``GET /balance``         ``{"accounts": {id: {"balance", "minimum", "maximum", "incomingReserved", "outgoingReserved", "settling"}}}``
-``POST /balance``        body ``{"accountId", "amountDiff": "-100"}`` → the account's new balance entry
-``GET /rates``           ``{sourceId: {destinationId: rate}}``
-``GET /stats``           the ``ilp_connector_*`` metrics as prom-client's ``getMetricsAsJSON``
-``GET /alerts``          ``{"alerts": [{"id", "accountId", "triggeredBy", "message", "count", "createdAt", "updatedAt"}]}``
-``DELETE /alerts/ID``    dismiss an alert (204)
-``GET /metrics``         Prometheus text format 0.0.4
-``POST /addAccount``     body ``{"id", "options": an accounts entry}`` → ``{"plugin": id, "connected"}``
-======================== ================================================================
+``GET /status``
+    ``{"balances": {id: "123"}, "connected": {id: bool}, "localRoutingTable": {prefix: {"nextHop", "path"}}}``
+``GET /routing``
+    ``{"routingTableId", "currentEpoch", "localRoutingTable", "forwardingRoutingTable", "routingLog", "peers"}``
+``GET /accounts``
+    ``{"address", "accounts": {id: {"info": settings without options, "connected", "adminInfo"}}}``
+``GET /accounts/ID``
+    ``{"account", "plugin", "info"}`` from ``get_admin_info()`` (``IAdminInfoProvider``; else 501)
+``POST /accounts/ID``
+    ``{"account", "plugin", "result"}`` from ``send_admin_info(body)`` (``IAdminInfoReceiver``; else 501)
+``PUT /accounts/ID``
+    add (201) or replace (200) an account at run time; body: an ``accounts.ID`` entry. The
+    account is kept only if its plugin starts (else ``409`` with the cause, and nothing kept);
+    its listener binds ``127.0.0.1`` unless it names a ``host``
+    (:func:`ilptx.node.runtime_account_config`, :meth:`ilptx.node.Connector.add_account`)
+``DELETE /accounts/ID``
+    remove an account at run time (204)
+``GET /balance``
+    ``{"accounts": {id: {"balance", "minimum", "maximum", "incomingReserved", "outgoingReserved",
+    "settling"}}}``
+``POST /balance``
+    body ``{"accountId", "amountDiff": "-100"}`` → the account's new balance entry
+``GET /rates``
+    ``{sourceId: {destinationId: rate}}``
+``GET /stats``
+    the ``ilp_connector_*`` metrics as prom-client's ``getMetricsAsJSON``
+``GET /alerts``
+    ``{"alerts": [{"id", "accountId", "triggeredBy", "message", "count", "createdAt", "updatedAt"}]}``
+``DELETE /alerts/ID``
+    dismiss an alert (204)
+``GET /metrics``
+    Prometheus text format 0.0.4
+``POST /addAccount``
+    body ``{"id", "options": an accounts entry}`` → ``{"plugin": id, "connected"}`` (as ``PUT``)
 
-Amounts are decimal strings. Errors are one line of ``text/plain``: ``400`` for a body
-that is not JSON or fails validation (an account's settings fail with the config file's
-one-line message, e.g. ``accounts.carol.assetScale: must be an integer 0..255``), ``404``
-for an unknown account or alert, ``409`` for a request the connector's state refuses,
-``501`` when a plugin has no admin info. (The reference answers every error with ``500``.)
+Amounts are decimal strings (``amountDiff``: at most :data:`MAX_AMOUNT_DIGITS` digits).
+A body is JSON of at most :data:`MAX_BODY_BYTES` bytes, nested at most
+:data:`MAX_JSON_DEPTH` levels, with no number of more than :data:`MAX_AMOUNT_DIGITS` digits.
+Errors are one line of ``text/plain``: ``400`` for a body that is not such JSON or fails
+validation (an account's settings fail with the config file's one-line message, e.g.
+``accounts.carol.assetScale: must be an integer 0..255``), ``404`` for an unknown account
+or alert, ``409`` for a request the connector's state refuses, ``413`` for a body over the
+limit, ``501`` when a plugin has no admin info. (The reference answers every error with ``500``.)
 
 Accounts added through ``PUT /accounts/ID`` or ``POST /addAccount`` are kept in the store
 and come back after a restart (:meth:`ilptx.node.Connector.add_account`); accounts defined
@@ -34,6 +54,7 @@ Authentication (``adminApiToken``) is :mod:`ilptx.admin.auth`.
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from decimal import Decimal
@@ -43,6 +64,7 @@ from klein import Klein
 from twisted.internet.defer import maybeDeferred
 from twisted.logger import Logger
 from twisted.web.resource import IResource
+from twisted.web.server import Request, Site
 from werkzeug.exceptions import HTTPException
 
 from ilptx.admin.auth import BearerTokenGuard
@@ -50,9 +72,20 @@ from ilptx.errors import ConfigError
 from ilptx.interfaces import IAdminInfoProvider, IAdminInfoReceiver
 from ilptx.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 
-__all__ = ["AdminApi", "HttpError"]
+__all__ = ["AdminApi", "HttpError", "MAX_AMOUNT_DIGITS", "MAX_BODY_BYTES", "MAX_JSON_DEPTH"]
 
-_AMOUNT_DIFF = re.compile(r"^(0|-?[1-9][0-9]*)$")  # the reference's BalanceUpdate.json pattern
+#: The largest request body read (bytes); a larger one is answered ``413`` without being kept.
+MAX_BODY_BYTES = 1 << 20
+#: How deeply a body's JSON arrays and objects may nest (the reference's bodies use 3 levels).
+MAX_JSON_DEPTH = 32
+#: The most digits of an amount (``amountDiff``) or of any JSON number in a body: as many as
+#: a balance limit in the config may have, far above any ledger's (a UInt64 has 20), far
+#: below Python's int-string limit (4300).
+MAX_AMOUNT_DIGITS = 100
+
+# the reference's BalanceUpdate.json pattern, matched against the whole string
+_AMOUNT_DIFF = re.compile(r"0|-?[1-9][0-9]{0,%d}" % (MAX_AMOUNT_DIGITS - 1))
+_ALERT_ID = re.compile(r"[0-9]{1,%d}" % MAX_AMOUNT_DIGITS)
 
 
 class HttpError(Exception):
@@ -85,6 +118,13 @@ class AdminApi:
         if self.token:
             return BearerTokenGuard(resource, self.token)
         return resource
+
+    def site(self) -> Site:
+        """:returns: the :class:`~twisted.web.server.Site` to listen with: :meth:`resource`,
+        keeping at most :data:`MAX_BODY_BYTES` of a request body (:class:`BoundedRequest`)."""
+        site = Site(self.resource(), requestFactory=BoundedRequest)
+        site.noisy = False
+        return site
 
     # -- status -----------------------------------------------------------------------------
 
@@ -160,8 +200,12 @@ class AdminApi:
         try:
             account = await self._add(account_config)
         except HttpError:
-            if old is not None:  # the new settings name an unknown plugin: put the old one back
-                await self._add(self._validate_account(account_id, _thaw(old.settings)))
+            if old is not None:  # the new settings were refused, or did not start: put the old ones back
+                try:
+                    await self._add(self._validate_account(account_id, _thaw(old.settings)))
+                except HttpError as exc:
+                    self.log.error("admin API: the previous account {account} did not start again either: "
+                                   "{error}", account=account_id, error=exc.message)
             raise
         request.setResponseCode(200 if old is not None else 201)
         return _json(request, {"account": account_id, **self._account_status(account)})
@@ -244,7 +288,7 @@ class AdminApi:
     @app.route("/alerts/<alert_id>", methods=["DELETE"])
     def delete_alert(self, request, alert_id):
         """Dismiss one alert."""
-        if not alert_id.isdigit():
+        if not _ALERT_ID.fullmatch(alert_id):
             raise HttpError(400, f"invalid alert id {alert_id!r}")
         if not self.connector.alerts.dismiss(int(alert_id)):
             raise HttpError(404, f"no alert with id {alert_id}")
@@ -302,11 +346,16 @@ class AdminApi:
             raise HttpError(400, str(exc)) from None
 
     async def _add(self, account_config):
+        """Add (and start) the account. :raises HttpError: 400 the plugin refuses its options;
+        409 it did not start (the account is gone again, nothing stored)."""
+        from ilptx.node import AccountStartError
+
         try:
-            d = self.connector.add_account(account_config)
+            account = await self.connector.add_account(account_config)
+        except AccountStartError as exc:
+            raise HttpError(409, str(exc)) from None
         except ConfigError as exc:
             raise HttpError(400, str(exc)) from None
-        account = await d
         self.log.warn("admin API: added account {account} ({relation}, plugin {plugin})",
                       account=account.id, relation=account.relation, plugin=account.plugin_name)
         return account
@@ -349,9 +398,9 @@ def _balance_update(body: Any) -> tuple[str, int]:
     if not isinstance(body["accountId"], str):
         raise HttpError(400, "invalid balance update: accountId must be a string")
     diff = body["amountDiff"]
-    if not isinstance(diff, str) or not _AMOUNT_DIFF.match(diff):
+    if not isinstance(diff, str) or not _AMOUNT_DIFF.fullmatch(diff):
         raise HttpError(400, "invalid balance update: amountDiff must be an integer written as a string, "
-                             "e.g. \"-1000\"")
+                             f"e.g. \"-1000\" (at most {MAX_AMOUNT_DIGITS} digits)")
     return body["accountId"], int(diff)
 
 
@@ -375,16 +424,79 @@ def _number(rate: Optional[Decimal]):
     return float(rate)
 
 
+class BoundedRequest(Request):
+    """A :class:`~twisted.web.server.Request` that keeps at most :data:`MAX_BODY_BYTES` of its
+    body: past that (by ``Content-Length`` or as chunks arrive) the rest is read and dropped,
+    :attr:`body_too_large` is set, and :func:`_body` answers ``413``. So a body of any size
+    holds at most that much memory (or temporary file)."""
+
+    #: the body was over :data:`MAX_BODY_BYTES` (what was kept of it is not the body)
+    body_too_large = False
+
+    def gotLength(self, length) -> None:
+        if length is not None and length > MAX_BODY_BYTES:
+            self.body_too_large = True
+            length = 0
+        super().gotLength(length)
+
+    def handleContentChunk(self, data: bytes) -> None:
+        if self.body_too_large:
+            return
+        if self.content.tell() + len(data) > MAX_BODY_BYTES:
+            self.body_too_large = True
+            self.content = io.BytesIO()
+            return
+        super().handleContentChunk(data)
+
+
 def _body(request) -> Any:
-    raw = request.content.read() if request.content is not None else b""
+    """The request's JSON body. :raises HttpError: 413 over :data:`MAX_BODY_BYTES`; 400 empty,
+    not UTF-8, not JSON, nested deeper than :data:`MAX_JSON_DEPTH`, or with a number of more
+    than :data:`MAX_AMOUNT_DIGITS` digits."""
+    raw = request.content.read(MAX_BODY_BYTES + 1) if request.content is not None else b""
+    if getattr(request, "body_too_large", False) or len(raw) > MAX_BODY_BYTES:
+        raise HttpError(413, f"request body too large: the admin API reads at most {MAX_BODY_BYTES} bytes")
     if not raw.strip():
         raise HttpError(400, "a JSON body is required")
     try:
-        return json.loads(raw.decode("utf-8"))
+        value = json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_constant=_json_constant)
     except UnicodeDecodeError:
         raise HttpError(400, "invalid JSON body: not UTF-8") from None
     except json.JSONDecodeError as exc:
         raise HttpError(400, f"invalid JSON body: {exc.msg} at char {exc.pos}") from None
+    except _BadJson as exc:
+        raise HttpError(400, f"invalid JSON body: {exc}") from None
+    except RecursionError:  # nested deeper than the decoder goes, so deeper than MAX_JSON_DEPTH
+        pass
+    else:
+        if not _too_deep(value):
+            return value
+    raise HttpError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+class _BadJson(ValueError):
+    """JSON that :func:`json.loads` would take but the admin API does not."""
+
+
+def _json_int(text: str) -> int:
+    if len(text.lstrip("-")) > MAX_AMOUNT_DIGITS:
+        raise _BadJson(f"a number has more than {MAX_AMOUNT_DIGITS} digits")
+    return int(text)
+
+
+def _json_constant(name: str):
+    raise _BadJson(f"{name} is not JSON")
+
+
+def _too_deep(value: Any) -> bool:
+    """Whether ``value`` nests lists/dicts more than :data:`MAX_JSON_DEPTH` levels (no recursion)."""
+    level = [value]
+    for _ in range(MAX_JSON_DEPTH):
+        level = [child for v in level if isinstance(v, (list, dict))
+                 for child in (v.values() if isinstance(v, dict) else v)]
+        if not level:
+            return False
+    return any(isinstance(v, (list, dict)) for v in level)
 
 
 def _json(request, value: Any) -> bytes:

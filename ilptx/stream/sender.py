@@ -36,9 +36,10 @@ What happens on the wire, one packet in flight at a time:
    ``ConnectionClose(NoError)``; its answer is not awaited for the result.
 
 Error kinds (:attr:`StreamPaymentError.kind`): ``no-route`` (F02), ``too-large`` (F08 that
-cannot be shrunk), ``liquidity`` (T04 that persists), ``rate`` (the rate is below the minimum,
-or nothing arrives), ``rejected`` (any other final rejection, the receiver's limit, a close),
-``timeout`` (no answer, or R-errors that persist), ``unreachable`` (the plugin fails, T01).
+cannot be shrunk), ``liquidity`` (T04 for ``liquidity_timeout`` seconds of retries), ``rate``
+(the rate is below the minimum, or nothing arrives), ``rejected`` (any other final rejection,
+the receiver's limit, a close), ``timeout`` (no answer, or R-errors that persist),
+``unreachable`` (the plugin fails, T01).
 
 6. **Several streams** (``streams=``): as above, with a ``StreamMoney`` frame per stream that
    still needs money (shares: that stream's part of the packet) and each stream's data in its
@@ -59,7 +60,8 @@ from typing import Callable, Optional, Union
 from twisted.internet.defer import Deferred, TimeoutError, maybeDeferred
 from twisted.logger import Logger
 
-from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_prepare, decode_response, encode_packet, timestamp_at
+from ilptx.codec.ilp import AmountTooLargeData, Fulfill, Prepare, Reject, decode_prepare, decode_response
+from ilptx.codec.ilp import encode_packet, timestamp_at
 from ilptx.codec.oer import UINT64_MAX, DecodeError
 from ilptx.codec.stream import (
     PACKET_TYPE_PREPARE,
@@ -90,6 +92,7 @@ __all__ = [
     "send_payment",
     "STREAM_ID",
     "DEFAULT_SLIPPAGE",
+    "DEFAULT_LIQUIDITY_TIMEOUT",
     "PACKET_EXPIRY_SECONDS",
 ]
 
@@ -106,8 +109,12 @@ _PROBE_LIMIT = 10**12
 _RETRY_DELAY = 0.1
 _RETRY_FACTOR = 2
 _RETRY_DELAY_MAX = 5.0
+#: Seconds of back-off the sender spends on T04 (Insufficient Liquidity) since the last
+#: Fulfill before it gives up with ``liquidity``. ``ilp-protocol-stream`` 2.7.1 retries T04
+#: without a count (its delay doubles from 100 ms), until ``sendTotal``'s 60 s timeout; a
+#: balance that is at its limit seldom frees itself that soon, so we stop after 5 s.
+DEFAULT_LIQUIDITY_TIMEOUT = 5.0
 #: Consecutive failures of one kind tolerated before giving up.
-_MAX_T04 = 12
 _MAX_T_OTHER = 5
 _MAX_R = 3
 _MAX_NO_RESPONSE = 3
@@ -286,6 +293,10 @@ class SendState:
     :param slippage: see :data:`DEFAULT_SLIPPAGE`.
     :param data: bytes to send on stream 1 (then ``amount`` may be 0: data only, no probe).
     :param data_chunk_size: the largest ``StreamData`` payload per packet (and stream).
+    :param liquidity_timeout: seconds (>= 0) to keep retrying while the path answers T04:
+        the back-off waits since the last Fulfill (0.1 s, doubling up to 5 s) add up to at most
+        this; the T04 after that ends the payment with ``liquidity`` (round trips are not
+        counted). Default :data:`DEFAULT_LIQUIDITY_TIMEOUT`.
     :param streams: ``{stream_id: {"amount": int, "data": bytes}}`` (odd ids: we are the
         client) to send on several streams; it replaces ``amount`` (pass 0, ``None`` or the
         total) and ``data``. Each money packet carries a ``StreamMoney`` frame per stream that
@@ -302,7 +313,7 @@ class SendState:
                  source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
                  data: Optional[bytes] = None, data_chunk_size: int = DATA_CHUNK_SIZE,
-                 streams: Optional[dict] = None) -> None:
+                 streams: Optional[dict] = None, liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT) -> None:
         #: ``callable(stream_id, data)`` for ``StreamData`` frames in the receiver's replies
         self.on_data: Optional[Callable] = None
         if streams is not None:
@@ -331,6 +342,11 @@ class SendState:
         self._closes_in_flight: list = []
         if max_packet_amount is not None and max_packet_amount < 1:
             raise ValueError("max_packet_amount must be at least 1")
+        if not liquidity_timeout >= 0:
+            raise ValueError(f"liquidity_timeout must be a number of seconds >= 0, got {liquidity_timeout!r}")
+        self.liquidity_timeout = float(liquidity_timeout)
+        #: back-off spent on T04 since the last Fulfill (seconds)
+        self._liquidity_waited = 0.0
         self.amount = amount
         self.source_address = source_address
         self.destination = destination
@@ -521,6 +537,7 @@ class SendState:
                 self.streams[sid].delivered += arrived * part // sent.amount
             self._strikes.clear()
             self._retry_delay = _RETRY_DELAY
+            self._liquidity_waited = 0.0
             self._expiry = PACKET_EXPIRY_SECONDS
             self.window = min(self.max_packet_amount, max(self.window, sent.amount) * 2)
         if response is not None:
@@ -569,7 +586,7 @@ class SendState:
         if code == "T04":
             self.window = max(1, sent.amount // 2)
             self._probe = max(1, self._probe // 2) if self._phase == "probe" else self._probe
-            return self._back_off("T04", _MAX_T04, "liquidity", code, message)
+            return self._out_of_liquidity(message)
         if code.startswith("T"):
             kind = "unreachable" if code == "T01" else "rejected"
             return self._back_off(code, _MAX_T_OTHER, kind, code, message)
@@ -676,6 +693,17 @@ class SendState:
         self.window = min(self.window, self.max_packet_amount)
         self._probe = min(self._probe, self.max_packet_amount)
 
+    def _out_of_liquidity(self, message: str) -> None:
+        """T04: wait (0.1 s, doubling up to 5 s, within what is left of ``liquidity_timeout``)
+        and try again, or give up once the waits since the last Fulfill reached it."""
+        left = self.liquidity_timeout - self._liquidity_waited
+        if left <= 0:
+            return self._fail("liquidity", f"every packet was rejected for {self._liquidity_waited:g} s of retries "
+                                           f"({message or 'insufficient liquidity'})", "T04")
+        self._delay = min(self._retry_delay, left)
+        self._liquidity_waited += self._delay
+        self._retry_delay = min(self._retry_delay * _RETRY_FACTOR, _RETRY_DELAY_MAX)
+
     def _back_off(self, key: str, limit: int, kind: str, code: Optional[str], message: str) -> None:
         if self._strike(key, limit, kind, code, f"gave up after {limit} tries: {message or code or kind}"):
             self._delay = self._retry_delay
@@ -713,7 +741,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
                  min_exchange_rate: Optional[Decimal] = None, progress: Optional[Callable] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
                  on_data: Optional[Callable] = None, data: Optional[bytes] = None,
-                 data_chunk_size: int = DATA_CHUNK_SIZE, streams: Optional[dict] = None) -> Deferred:
+                 data_chunk_size: int = DATA_CHUNK_SIZE, streams: Optional[dict] = None,
+                 liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT) -> Deferred:
     """Pay ``amount`` (source units) to a STREAM receiver.
 
     :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
@@ -732,6 +761,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
     :param streams: ``{stream_id: {"amount": int, "data": bytes}}`` to send on several streams
         (odd ids); it replaces ``amount`` (pass 0 or ``None``) and ``data``. See
         :class:`SendState`; :attr:`PaymentResult.streams` has the per-stream totals.
+    :param liquidity_timeout: seconds to keep retrying while every packet gets T04 (see
+        :class:`SendState`); default :data:`DEFAULT_LIQUIDITY_TIMEOUT`.
     :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
     """
     if streams is not None:
@@ -758,7 +789,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         address, asset = address_and_asset
         state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
-                          slippage=slippage, data=data, data_chunk_size=data_chunk_size, streams=streams)
+                          slippage=slippage, data=data, data_chunk_size=data_chunk_size, streams=streams,
+                          liquidity_timeout=liquidity_timeout)
         state.on_data = on_data
         # RFC 29: both ends answer packets. The receiver may probe the exchange rate back to
         # us (ilp-protocol-stream does, and closes the connection if nothing answers), so

@@ -107,3 +107,38 @@ def test_pay_to_a_receiver_that_is_not_there_exits_4():
     result = subprocess.run(ILPTX + ["pay", "https://example.invalid/x", "1", "--uplink", "btp+ws://:x@127.0.0.1:1"],
                             capture_output=True, text=True, timeout=30, cwd=REPO)
     assert result.returncode == 4, result.stderr
+
+
+def test_pay_out_of_liquidity_gives_up_promptly_with_one_line(tmp_path, processes):
+    """The connector's account to the shop is at its balance minimum, so every Prepare gets T04:
+    `ilptx pay` gives up after --liquidity-timeout (default 5 s) with one line, exit 1."""
+    shop, payer, spsp = free_ports(3)
+    config = children("test.dry", shop=shop, payer=payer)
+    config["accounts"]["shop"]["balance"] = {"minimum": "0", "maximum": "1000000"}
+    (tmp_path / "dry.yml").write_text(yaml.safe_dump(config))
+    connector = processes.connector(["--config", str(tmp_path / "dry.yml")])
+    wait_for_port(shop, connector)
+    wait_for_port(payer, connector)
+    start_receiver(processes, f"btp+ws://:shop@127.0.0.1:{shop}", spsp)
+    pay = ILPTX + ["pay", f"http://127.0.0.1:{spsp}/", "5000", "--allow-http", "--uplink",
+                   f"btp+ws://:payer@127.0.0.1:{payer}"]
+
+    started = time.monotonic()
+    result = subprocess.run(pay, capture_output=True, text=True, timeout=60, cwd=REPO)
+    took = time.monotonic() - started
+    assert result.returncode == 1, result.stdout + result.stderr
+    (line,) = result.stderr.strip().splitlines()
+    assert line.startswith("ilptx: payment failed: the path is out of liquidity (T04): every packet was "
+                           "rejected for 5 s of retries (insufficient funds. account=shop amount="), line
+    assert line.endswith("; sent 0, delivered 0; try again later or with a smaller amount"), line
+    assert line.count("sent") == 1 and line.count("delivered") == 1
+    assert 5 <= took < 15, took  # 5 s of back-off, not 12 tries over 31 s
+
+    started = time.monotonic()
+    result = subprocess.run(pay + ["--liquidity-timeout", "0", "--json"], capture_output=True, text=True,
+                            timeout=60, cwd=REPO)
+    assert result.returncode == 1 and time.monotonic() - started < 5, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {k: summary[k] for k in ("ok", "error", "code", "sent", "delivered")} == \
+        {"ok": False, "error": "liquidity", "code": "T04", "sent": "0", "delivered": "0"}
+    assert summary["message"].startswith("every packet was rejected for 0 s of retries (insufficient funds.")

@@ -256,13 +256,13 @@ def test_post_balance_below_threshold_settles(node):
     ({"accountId": "alice", "amountDiff": "1", "x": 1}, "invalid balance update: unknown key 'x'"),
     ({"accountId": 5, "amountDiff": "1"}, "invalid balance update: accountId must be a string"),
     ({"accountId": "alice", "amountDiff": "1.5"},
-     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\""),
+     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\" (at most 100 digits)"),
     ({"accountId": "alice", "amountDiff": 15},
-     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\""),
+     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\" (at most 100 digits)"),
     ({"accountId": "alice", "amountDiff": "-0"},
-     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\""),
+     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\" (at most 100 digits)"),
     ({"accountId": "alice", "amountDiff": "007"},
-     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\""),
+     "invalid balance update: amountDiff must be an integer written as a string, e.g. \"-1000\" (at most 100 digits)"),
 ])
 def test_post_balance_bad_body_is_400(node, body, message):
     """POST /balance: a body that fails the reference's BalanceUpdate schema is 400 with the reason."""

@@ -14,6 +14,7 @@ from twisted.internet.task import Clock
 from ilptx.codec.ildcp import IldcpResponse, response_fulfill
 from ilptx.codec.ilp import AmountTooLargeData, Reject, decode_prepare, encode_packet
 from ilptx.codec.stream import (
+    PACKET_TYPE_FULFILL,
     PACKET_TYPE_REJECT,
     ConnectionAssetDetails,
     ConnectionClose,
@@ -22,7 +23,14 @@ from ilptx.codec.stream import (
     StreamMoney,
     StreamPacket,
 )
-from ilptx.stream.sender import PaymentResult, Send, SendState, StreamPaymentError, send_payment
+from ilptx.stream.sender import (
+    DEFAULT_LIQUIDITY_TIMEOUT,
+    PaymentResult,
+    Send,
+    SendState,
+    StreamPaymentError,
+    send_payment,
+)
 from ilptx.stream.server import StreamServer
 from ilptx.testing import linked_plugins
 
@@ -245,6 +253,77 @@ def test_persisting_t04_fails_liquidity(net):
     error = pay(payer, server, clock, 1000)
     assert (error.kind, error.code) == ("liquidity", "T04")
     assert len(connector.prepares) > 5
+
+
+def _pay_timed(payer, server, clock, amount, **kwargs):
+    """Run send_payment on ``clock`` in 1 ms steps; :returns: (outcome, clock seconds it took)."""
+    credentials = server.generate_address_and_secret()
+    outcome = []
+    send_payment(payer, credentials.destination_account, credentials.shared_secret, amount, clock=clock,
+                 **kwargs).addBoth(outcome.append)
+    for _ in range(60_000):
+        if outcome:
+            break
+        clock.advance(0.001)
+    assert outcome, "the payment did not finish within 60 s"
+    return outcome[0], clock.seconds()
+
+
+def test_persisting_t04_gives_up_after_the_liquidity_timeout(net):
+    """Every packet T04: retries back off 0.1, 0.2, 0.4, 0.8, 1.6 and 1.9 s (5 s in all), then one
+    liquidity error saying how long; not 12 tries over 31 s."""
+    payer, server, connector, clock = net(reject_code="T04")
+    outcome, seconds = _pay_timed(payer, server, clock, 1000)
+    error = outcome.value
+    assert isinstance(error, StreamPaymentError) and (error.kind, error.code) == ("liquidity", "T04")
+    assert seconds == pytest.approx(DEFAULT_LIQUIDITY_TIMEOUT, abs=0.01)
+    assert error.message == "every packet was rejected for 5 s of retries (injected)"
+    assert len(connector.prepares) == 8  # the first try, 6 retries, the close
+    assert str(error).count("sent") == 1
+
+
+@pytest.mark.parametrize("timeout, tries, seconds", [(0, 1, 0.0), (1, 5, 1.0), (0.05, 2, 0.05)])
+def test_liquidity_timeout_bounds_the_t04_retries(net, timeout, tries, seconds):
+    """liquidity_timeout=0 gives up at the first T04; 1 s retries after 0.1, 0.2, 0.4 and 0.3 s."""
+    payer, server, connector, clock = net(reject_code="T04")
+    outcome, took = _pay_timed(payer, server, clock, 1000, liquidity_timeout=timeout)
+    assert outcome.value.kind == "liquidity"
+    assert took == pytest.approx(seconds, abs=0.002)
+    assert len(connector.prepares) == tries + 1  # and the close
+
+
+def test_a_fulfill_gives_the_liquidity_timeout_back():
+    """The T04 back-off counts from the last Fulfill: a path that frees up now and then goes on."""
+    state = SendState(1000, source_address="test.me", destination="test.you", liquidity_timeout=0.3)
+    state.next()
+    state.rejected("F99", b"", StreamPacket(1, PACKET_TYPE_REJECT, 0))
+    state.next()
+    state.rejected("F99", b"", StreamPacket(2, PACKET_TYPE_REJECT, 1000))
+    waits = []
+    for _ in range(2):
+        state.next()
+        state.rejected("T04", b"", None, "insufficient funds.")
+        waits.append(state.next().seconds)
+    assert waits == [0.1, pytest.approx(0.2)]
+    money = state.next()
+    assert money.amount == 250  # halved by each T04
+    state.fulfilled(StreamPacket(money.packet.sequence, PACKET_TYPE_FULFILL, money.amount))
+    state.next()
+    state.rejected("T04", b"", None, "insufficient funds.")
+    assert state.next().seconds == 0.1 and state.error is None  # the back-off starts again
+    state.next()
+    state.rejected("T04", b"", None, "insufficient funds.")
+    assert state.next().seconds == pytest.approx(0.2)
+    state.next()
+    state.rejected("T04", b"", None, "insufficient funds.")  # 0.3 s spent since the Fulfill
+    assert state.error is not None and state.error.kind == "liquidity" and state.error.sent == 250
+
+
+@pytest.mark.parametrize("bad", [-1, float("nan")])
+def test_liquidity_timeout_must_be_seconds(bad):
+    """A negative or NaN liquidity_timeout is refused at once."""
+    with pytest.raises(ValueError, match="liquidity_timeout"):
+        SendState(1000, source_address="a", destination="b", liquidity_timeout=bad)
 
 
 def test_persisting_r_error_fails_timeout(net):
