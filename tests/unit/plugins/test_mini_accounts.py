@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 from twisted.internet.address import IPv4Address
-from twisted.internet.defer import Deferred, succeed
+from twisted.internet.defer import CancelledError, Deferred, succeed
 from twisted.internet.testing import MemoryReactorClock
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -467,18 +467,18 @@ def test_client_minimum_gives_t04():
     assert plugin.client_balance("alice").balance == -10
 
 
-def test_wrong_or_late_fulfill_becomes_a_reject_and_is_not_committed():
-    """A Fulfill not matching the condition → F05 Reject; one after expiry → R00; balance untouched."""
+def test_wrong_or_cancelled_fulfill_is_not_committed():
+    """A Fulfill not matching the condition is passed on as it is (the connector's
+    validateFulfillment makes it F05) and, like a Prepare cancelled at expiry, moves no balance."""
     plugin, reactor = make_plugin()
     ws = logged_in(plugin, "alice")["alice"]
     d = plugin.send_data(prepare(reactor, f"{ACCT}.alice"))
     ws.answer_last(encode_packet(Fulfill(b"\x00" * 32)))
-    assert decode_response(result_of(d)).code == "F05"
+    assert decode_response(result_of(d)) == Fulfill(b"\x00" * 32)
     d = plugin.send_data(prepare(reactor, f"{ACCT}.alice", seconds=5))
-    reactor.advance(6)
+    d.cancel()  # what the expire middleware does at the expiry
     ws.answer_last(encode_packet(Fulfill(FULFILLMENT)))
-    reject = decode_response(result_of(d))
-    assert reject.code == "R00" and reject.triggered_by == ACCT
+    assert failure_of(d).check(CancelledError)
     assert plugin.client_balance("alice") == plugin.client_balance("nobody")
 
 
