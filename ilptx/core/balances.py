@@ -77,21 +77,32 @@ class BalanceLimits:
 
 
 def apply_reserve_incoming(state: BalanceState, amount: int, maximum: Optional[int]) -> Optional[BalanceState]:
-    """:returns: the state with ``amount`` reserved, or ``None`` if over ``maximum``."""
+    """Reserve an incoming Prepare of ``amount`` (base units) from the account.
+
+    :param maximum: the balance maximum, or ``None`` for no limit.
+    :returns: the new state, or ``None`` (refuse: T04) if ``balance + incoming reserved + amount``
+        would pass ``maximum``."""
     if maximum is not None and state.balance + state.incoming_reserved + amount > maximum:
         return None
     return replace(state, incoming_reserved=state.incoming_reserved + amount)
 
 
 def apply_reserve_outgoing(state: BalanceState, amount: int, minimum: Optional[int]) -> Optional[BalanceState]:
-    """:returns: the state with ``amount`` reserved, or ``None`` if under ``minimum``."""
+    """Reserve an outgoing Prepare of ``amount`` (base units) to the account.
+
+    :param minimum: the balance minimum, or ``None`` for no limit.
+    :returns: the new state, or ``None`` (refuse: T04) if ``balance − outgoing reserved − amount``
+        would fall under ``minimum``."""
     if minimum is not None and state.balance - state.outgoing_reserved - amount < minimum:
         return None
     return replace(state, outgoing_reserved=state.outgoing_reserved + amount)
 
 
 def apply_settle(state: BalanceState, amount: int, fulfilled: bool, incoming: bool) -> BalanceState:
-    """:returns: the state after an incoming/outgoing reservation ends (clamped at 0)."""
+    """End a reservation of ``amount``: commit it on Fulfill (incoming: ``balance += amount``,
+    outgoing: ``balance −= amount``), release it otherwise.
+
+    :returns: the new state; the reservation is clamped at 0, never negative."""
     if incoming:
         reserved = max(0, state.incoming_reserved - amount)
         return replace(state, incoming_reserved=reserved, balance=state.balance + (amount if fulfilled else 0))

@@ -248,6 +248,10 @@ class BtpSession:
         one account per user) instead of by source alone.
     :param peer: a description of the remote end for log events.
     :param source: the remote IP address (the backoff's key).
+
+    :ivar username: server role: the name the authenticator returned (the ``auth_username``
+        with the default one), once open; client role: the username we sent.
+    :ivar authenticated: whether the session has opened.
     """
 
     def __init__(

@@ -224,6 +224,8 @@ class BtpClientProtocol(_BtpAdapterMixin, WebSocketClientProtocol):
         if self.state == self.STATE_OPEN:
             self.sendClose(code, reason)
         if self.transport is not None:
+            # a registered producer would keep a paused connection open after loseConnection
+            self.unregisterProducer()
             self.transport.loseConnection()
 
 
