@@ -16,18 +16,19 @@ Options set on every connection (Autobahn's ``setProtocolOptions``):
 * no per-message compression (neither offered nor accepted), like the reference's ``ws``
   server and what it negotiates by default with our server.
 
-Backpressure (Twisted's producer/consumer). Every protocol registers itself on its transport
-as a push producer (:class:`~twisted.internet.interfaces.IPushProducer`). When the
-transport's write buffer passes its high-water mark (Twisted's ``bufferSize``, 64 KiB for
-TCP) it pauses us and we stop reading the socket, so a peer that does not read cannot make us
-answer more (pongs to its pings, Responses to its requests); when the buffer has drained we
-resume reading. Frames we still produce while paused (Prepares from other accounts, pings)
-are counted, and once more than ``max_unsent_bytes`` have queued beyond the transport's
-buffer the connection is aborted (buffered bytes discarded at once, logged as a warning with
-the account, the peer and the count); the session then fails its pending requests with T01,
-as for any closed connection. On ``connectionLost`` the protocol lets go of its transport
-and session, so the buffer is freed at once instead of at the next full garbage collection
-(Autobahn's ``is_closed`` Deferred refers back to the protocol: a reference cycle).
+Backpressure (Twisted's producer/consumer). Once the WebSocket is open (so after any TLS
+handshake), every protocol registers itself on its transport as a push producer
+(:class:`~twisted.internet.interfaces.IPushProducer`). When the transport's write buffer
+passes its high-water mark (Twisted's ``bufferSize``, 64 KiB for TCP) it pauses us and we
+stop reading the socket, so a peer that does not read cannot make us answer more (pongs to
+its pings, Responses to its requests); when the buffer has drained we resume reading. Frames
+we still produce while paused (Prepares from other accounts, pings) are counted, and once
+more than ``max_unsent_bytes`` have queued beyond the transport's buffer the connection is
+aborted (buffered bytes discarded at once, logged as a warning with the account, the peer
+and the cap); the session then fails its pending requests with T01, as for any closed
+connection. On ``connectionLost`` the protocol lets go of its transport and session, so the
+buffer is freed at once instead of at the next full garbage collection (Autobahn's
+``is_closed`` Deferred refers back to the protocol: a reference cycle).
 
 Autobahn schedules its timers (open/close handshake timeouts, pings) through txaio's global
 reactor; these factories send them to the injected reactor instead, so that unit tests can
@@ -120,13 +121,10 @@ class _BtpAdapterMixin:
     and backpressure (see the module docstring)."""
 
     session = None
+    _registered = False  # we are the transport's producer
     _output_paused = False  # the transport's write buffer is over its high-water mark
     _queued_while_paused = 0  # bytes handed to the transport since it paused us
     _overflowed = False
-
-    def connectionMade(self) -> None:
-        super().connectionMade()
-        self.transport.registerProducer(self, True)
 
     # -- IPushProducer: the transport tells us when its write buffer is full / drained --
 
@@ -152,8 +150,9 @@ class _BtpAdapterMixin:
         """The connection is going away (``connectionLost`` follows)."""
 
     def unregisterProducer(self) -> None:
-        # Autobahn's dropConnection() calls it, also after connectionLost let go of the transport
-        if self.transport is not None:
+        # Autobahn's dropConnection() calls it, also before onOpen and after connectionLost
+        if self._registered and self.transport is not None:
+            self._registered = False
             self.transport.unregisterProducer()
 
     def sendData(self, data: bytes, sync: bool = False, chopsize: Optional[int] = None) -> None:
@@ -181,6 +180,10 @@ class _BtpAdapterMixin:
         self.dropConnection(abort=True)
 
     def onOpen(self) -> None:
+        # only now: during a TLS handshake the TLS layer pauses its producer while it buffers
+        # our writes, and pausing our reading then would stall the handshake itself
+        self.transport.registerProducer(self, True)
+        self._registered = True
         self.session = self.factory.on_open(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:

@@ -62,7 +62,7 @@ def opened(max_unsent_bytes=1000):
 
 
 def test_protocol_is_the_streaming_producer_of_its_transport():
-    """On connection the protocol registers itself on the transport as a push producer."""
+    """Once the WebSocket is open the protocol is its transport's push producer (not during TLS/HTTP handshakes)."""
     protocol, transport, *_ = opened()
     assert transport.producer is protocol and transport.streaming is True
 
