@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import os
 import socket
+import ssl
 import struct
 from typing import Optional
 
@@ -36,10 +37,12 @@ class RawWebSocket:
 
     :param source: local address to bind (e.g. ``"127.0.0.2"``: another source on loopback).
     :param receive_buffer: ``SO_RCVBUF`` in bytes, set before connecting (a small TCP window).
+    :param tls: an :class:`ssl.SSLContext`: ``wss`` instead of ``ws``.
     """
 
     def __init__(self, port: int, host: str = "127.0.0.1", source: Optional[str] = None,
-                 timeout: float = 10.0, receive_buffer: Optional[int] = None) -> None:
+                 timeout: float = 10.0, receive_buffer: Optional[int] = None,
+                 tls: Optional[ssl.SSLContext] = None) -> None:
         self.sock = socket.socket()
         self.sock.settimeout(timeout)
         if receive_buffer is not None:
@@ -47,6 +50,8 @@ class RawWebSocket:
         if source is not None:
             self.sock.bind((source, 0))
         self.sock.connect((host, port))
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname=host)
         self._buffer = b""
         key = base64.b64encode(os.urandom(16)).decode()
         self.sock.sendall((f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"

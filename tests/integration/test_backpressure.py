@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import ssl
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -22,6 +23,7 @@ from ilptx.codec.btp import (
 )
 from ilptx.codec.ildcp import request_prepare
 from ilptx.codec.ilp import Fulfill, Prepare, Reject, decode_response, encode_packet
+from ilptx.testing_tls import make_test_pki
 from integration.procs import free_ports, wait_for_port
 from integration.raw_ws import OP_PING, RawWebSocket, frame
 
@@ -40,7 +42,8 @@ def rss(pid: int) -> int:
     raise AssertionError("no VmRSS")
 
 
-def start(processes, tmp_path, ping_interval_ms: int):
+def start(processes, tmp_path, ping_interval_ms: int, slow_tls=None):
+    """Accounts ``slow`` (served over wss with ``slow_tls``, a TestPki) and ``fast``."""
     ports = dict(zip(("slow", "fast"), free_ports(2), strict=True))
     options = {"maxUnsentBytes": MAX_UNSENT, "pingInterval": ping_interval_ms, "pingTimeout": 3000}
     accounts = {
@@ -49,6 +52,8 @@ def start(processes, tmp_path, ping_interval_ms: int):
                            **options}}
         for name, port in ports.items()
     }
+    if slow_tls is not None:
+        accounts["slow"]["options"]["listener"].update(cert=slow_tls.server_cert, key=slow_tls.server_key)
     path = tmp_path / "connector.json"
     path.write_text(json.dumps({"ilpAddress": "test.bp", "spread": 0, "accounts": accounts}))
     connector = processes.connector(["--config", str(path)])
@@ -112,11 +117,14 @@ def test_ping_flood_that_is_never_read_stays_bounded_and_is_dropped(processes, t
     assert_account_works(ports["slow"], "slow-secret")
 
 
-def test_prepares_to_a_peer_that_never_reads_drop_it_and_fail_t01(processes, tmp_path):
+@pytest.mark.parametrize("scheme", ["ws", "wss"])
+def test_prepares_to_a_peer_that_never_reads_drop_it_and_fail_t01(processes, tmp_path, scheme):
     """8 KB Prepares routed to a peer that never reads: it is dropped past maxUnsentBytes, they are rejected at once."""
-    connector, ports = start(processes, tmp_path, ping_interval_ms=0)  # only the cap can drop it
+    pki = make_test_pki(tmp_path / "pki") if scheme == "wss" else None
+    connector, ports = start(processes, tmp_path, ping_interval_ms=0, slow_tls=pki)  # only the cap can drop it
     pid = connector.proc.pid
-    reader = login(ports["slow"], "slow-secret", receive_buffer=4096)  # the kernel holds little for it
+    tls = ssl.create_default_context(cafile=pki.ca_cert) if pki is not None else None
+    reader = login(ports["slow"], "slow-secret", receive_buffer=4096, tls=tls)  # the kernel holds little for it
     sender = login(ports["fast"], "fast-secret", timeout=20)
     before = rss(pid)
     fulfillment = b"\x11" * 32
