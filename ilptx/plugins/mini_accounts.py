@@ -19,8 +19,8 @@ connection is closed. A client may hold several connections at once.
 The BTP side is :class:`~ilptx.transport.btp_session.BtpSession`'s, as for the ``btp``
 plugin: the auth Message's form, its answers and wording, the auth timeout and the backoff
 on failed logins; this plugin only supplies the authenticator (the client name and the
-token check above). A wrong token makes the next login for the same client name from the
-same IP address wait longer (0.1 s doubling up to 10 s, cleared by a success; other names
+token check above). A wrong token makes the next login with the same ``auth_username`` from
+the same IP address wait longer (0.1 s doubling up to 10 s, cleared by a success; other names
 and addresses are not slowed: :mod:`ilptx.transport.auth_backoff`).
 
 The account's own address
@@ -65,7 +65,7 @@ reference's way to give the port alone.
     The account's IL-DCP information, instead of asking the connector (the reference's option).
 ``authTimeout``, ``responseTimeout`` (ms, default 35000), ``pingInterval`` / ``pingTimeout``
     (ms, default 10000), ``maxMessageSize`` (bytes, default 1048576), ``maxUnsentBytes``
-(bytes, default 4194304: a client that does not read is dropped): as for ``btp``.
+    (bytes, default 4194304: a client that does not read is dropped): as for ``btp``.
 
 Packets
 -------
@@ -550,9 +550,10 @@ class MiniAccountsPlugin(PluginHandlers):
     def send_data(self, data: bytes) -> Deferred:
         """Send a Prepare to the client its destination names (see the module docstring).
 
-        :returns: ``Deferred[bytes]``: the client's Fulfill or Reject (or our R00/F05 Reject
-            for a late or wrong Fulfill). Errbacks: :class:`InvalidPacketError` (F01) not a
-            Prepare; :class:`UnreachableError` (F02) not under the account's address;
+        :returns: ``Deferred[bytes]``: the client's Fulfill or Reject, unchanged (only a
+            Fulfill matching the condition commits the client's balance). Errbacks:
+            :class:`InvalidPacketError` (F01) not a Prepare; :class:`UnreachableError` (F02)
+            not under the account's address;
             :class:`PeerUnreachableError` (T01) client not connected or gone before answering;
             :class:`InsufficientLiquidityError` (T04) under the client's minimum; the
             session's BTP errors (F02). Cancelling it forgets the request.
