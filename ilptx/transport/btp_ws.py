@@ -160,21 +160,22 @@ class _BtpAdapterMixin:
         if self._overflowed:
             return
         if self._output_paused:
-            self._queued_while_paused += len(data)
             cap = self.factory.max_unsent_bytes
-            if cap and self._queued_while_paused > cap:
-                self._drop_stuck_peer(cap)
+            if cap and self._queued_while_paused + len(data) > cap:
+                self._drop_stuck_peer(cap, len(data))
                 return
+            self._queued_while_paused += len(data)
         super().sendData(data, sync, chopsize)
 
-    def _drop_stuck_peer(self, cap: int) -> None:
+    def _drop_stuck_peer(self, cap: int, size: int) -> None:
         self._overflowed = True
         session = self.session
         self.factory.log.warn(
-            "{account}: dropping the BTP connection from {peer} (user {username!r}): more than "
-            "{cap} bytes queued that it does not read (maxUnsentBytes)",
-            account=self.factory.account_id, peer=self.peer, cap=cap,
-            username=getattr(session, "username", None))
+            "{account}: dropping the BTP connection from {peer} (user {username!r}): it does not "
+            "read; {queued} bytes queued beyond the transport's buffer, {size} more would pass "
+            "maxUnsentBytes={cap}",
+            account=self.factory.account_id, peer=self.peer, cap=cap, queued=self._queued_while_paused,
+            size=size, username=getattr(session, "username", None))
         self.wasClean = False
         self.wasNotCleanReason = "peer does not read: maxUnsentBytes exceeded"
         self.dropConnection(abort=True)

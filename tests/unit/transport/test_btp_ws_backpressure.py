@@ -91,6 +91,7 @@ def test_frames_queued_past_the_cap_abort_the_connection_and_log_the_account():
     assert len(transport.value()) == written
     warned = [e for e in events if "maxUnsentBytes" in e.get("log_format", "")]
     assert len(warned) == 1 and warned[0]["account"] == "alice" and warned[0]["cap"] == 1000
+    assert warned[0]["queued"] <= 1000  # what reached the transport while paused never passes the cap
 
 
 def test_writes_below_the_cap_or_while_producing_keep_the_connection():
