@@ -144,7 +144,7 @@ def test_prepares_to_a_peer_that_never_reads_drop_it_and_fail_t01(processes, tmp
     peak = rss(pid)
     assert all(type(a) is Reject for a in answers.values())
     codes = {a.code for a in answers.values()}
-    assert codes <= {"T01", "F02"}, codes
+    assert codes == {"T01"}, codes  # as for any closed connection
     assert elapsed < 10, elapsed
     out = connector.full_output()
     dropped = re.findall(r"slow: dropping the BTP connection .* (\d+) bytes queued beyond", out)

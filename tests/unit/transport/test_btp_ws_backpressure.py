@@ -39,7 +39,7 @@ class Owner:
 
 
 def opened(max_unsent_bytes=1000):
-    """:returns: ``(protocol, transport, session, events)`` of an open, authenticated server connection."""
+    """:returns: ``(protocol, transport, session, events, owner)`` of an open, authenticated server connection."""
     reactor, owner, events = MemoryReactorClock(), Owner(), []
     made = []
 
