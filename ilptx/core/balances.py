@@ -6,14 +6,20 @@ connector's convention). Limits come from the account's ``balance`` config:
 ``minimum`` (default ``-Infinity`` → ``None``), ``maximum`` (required when ``balance`` is
 configured; ``Infinity`` → ``None``), ``settleThreshold`` (``None``: never settle),
 ``settleTo`` (default 0).
+
+The rules that move a :class:`BalanceState` (reserve against a limit, then commit or release)
+are the pure functions :func:`apply_reserve_incoming`, :func:`apply_reserve_outgoing` and
+:func:`apply_settle`: every store applies them, and so do ledger plugins that keep balances of
+their own per user (mini-accounts' ``clientBalance``), so that one rule holds everywhere.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Mapping, Optional
 
-__all__ = ["BalanceState", "BalanceLimits", "parse_limit"]
+__all__ = ["BalanceState", "BalanceLimits", "parse_limit", "apply_reserve_incoming", "apply_reserve_outgoing",
+           "apply_settle"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,3 +74,37 @@ class BalanceLimits:
             settle_threshold=parse_limit(balance.get("settleThreshold")),
             settle_to=int(balance.get("settleTo", "0")),
         )
+
+
+def apply_reserve_incoming(state: BalanceState, amount: int, maximum: Optional[int]) -> Optional[BalanceState]:
+    """Reserve an incoming Prepare of ``amount`` (base units) from the account.
+
+    :param maximum: the balance maximum, or ``None`` for no limit.
+    :returns: the new state, or ``None`` (refuse: T04) if ``balance + incoming reserved + amount``
+        would pass ``maximum``."""
+    if maximum is not None and state.balance + state.incoming_reserved + amount > maximum:
+        return None
+    return replace(state, incoming_reserved=state.incoming_reserved + amount)
+
+
+def apply_reserve_outgoing(state: BalanceState, amount: int, minimum: Optional[int]) -> Optional[BalanceState]:
+    """Reserve an outgoing Prepare of ``amount`` (base units) to the account.
+
+    :param minimum: the balance minimum, or ``None`` for no limit.
+    :returns: the new state, or ``None`` (refuse: T04) if ``balance − outgoing reserved − amount``
+        would fall under ``minimum``."""
+    if minimum is not None and state.balance - state.outgoing_reserved - amount < minimum:
+        return None
+    return replace(state, outgoing_reserved=state.outgoing_reserved + amount)
+
+
+def apply_settle(state: BalanceState, amount: int, fulfilled: bool, incoming: bool) -> BalanceState:
+    """End a reservation of ``amount``: commit it on Fulfill (incoming: ``balance += amount``,
+    outgoing: ``balance −= amount``), release it otherwise.
+
+    :returns: the new state; the reservation is clamped at 0, never negative."""
+    if incoming:
+        reserved = max(0, state.incoming_reserved - amount)
+        return replace(state, incoming_reserved=reserved, balance=state.balance + (amount if fulfilled else 0))
+    reserved = max(0, state.outgoing_reserved - amount)
+    return replace(state, outgoing_reserved=reserved, balance=state.balance - (amount if fulfilled else 0))

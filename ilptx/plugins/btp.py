@@ -55,6 +55,17 @@ Both modes:
     WebSocket pings that detect a dead peer and drop the connection.
 ``maxMessageSize`` (bytes, default 1048576)
     Largest WebSocket message accepted.
+``maxUnsentBytes`` (bytes, default 4194304; 0: no limit)
+    Backpressure. When a connection's write buffer is full (64 KiB: the peer is not reading
+    what we send) we stop reading from that peer until it has drained; if more than this many
+    bytes still queue up for it beyond that buffer, the connection is dropped (logged as a
+    warning with the account) and its requests in flight fail with T01, as on any closed
+    connection. Not in the reference (whose ``ws`` buffers without limit).
+
+Failed logins (server mode): each wrong ``auth_token`` makes the next check of a login from
+the same IP address wait longer (0.1 s doubling up to 10 s; a success, or ten minutes without
+failure, clears it; other addresses are not affected); a waiting login is answered when its
+turn comes, as the reference would answer it. See :mod:`ilptx.transport.auth_backoff`.
 
 How failures surface (``send_data``)
 ------------------------------------
@@ -122,7 +133,8 @@ from ilptx.transport.btp_session import (
     NotAcceptedError,
     Role,
 )
-from ilptx.transport.btp_ws import BtpClientFactory, BtpServerFactory
+from ilptx.transport.auth_backoff import AuthBackoff
+from ilptx.transport.btp_ws import DEFAULT_MAX_UNSENT_BYTES, BtpClientFactory, BtpServerFactory, peer_host
 from ilptx.transport.endpoints import (
     client_tls_options,
     connect_endpoint,
@@ -202,6 +214,7 @@ class BtpOptions:
     ping_timeout: float = DEFAULT_PING_TIMEOUT_MS / 1000
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT_MS / 1000
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES
 
 
 def parse_listener(raw: dict, where, port: Optional[int] = None, secret_required: bool = True) -> ListenerOptions:
@@ -233,6 +246,16 @@ def parse_listener(raw: dict, where, port: Optional[int] = None, secret_required
 def ms_option(options: dict, name: str, default: float, where) -> float:
     """A duration option in ms, returned in seconds. :raises ConfigError: not a number >= 0."""
     return _ms(options, name, default, where)
+
+
+def bytes_option(options: dict, name: str, default: int, where) -> int:
+    """A size option in bytes (``maxMessageSize``, ``maxUnsentBytes``).
+
+    :raises ConfigError: not an integer >= 0."""
+    value = options.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(where(name), "must be a number of bytes >= 0")
+    return value
 
 
 def _ms(options: dict, name: str, default: float, where) -> float:
@@ -326,10 +349,6 @@ def parse_options(options: dict, account_id: str = "") -> BtpOptions:
     else:
         intervals = tuple(ms / 1000 for ms in DEFAULT_RECONNECT_INTERVALS_MS)
 
-    max_size = options.get("maxMessageSize", DEFAULT_MAX_MESSAGE_SIZE)
-    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
-        raise ConfigError(where("maxMessageSize"), "must be a number of bytes >= 0")
-
     return BtpOptions(
         listener=listener,
         server=server,
@@ -344,7 +363,8 @@ def parse_options(options: dict, account_id: str = "") -> BtpOptions:
         ping_interval=_ms(options, "pingInterval", DEFAULT_PING_INTERVAL_MS, where),
         ping_timeout=_ms(options, "pingTimeout", DEFAULT_PING_TIMEOUT_MS, where),
         auth_timeout=_ms(options, "authTimeout", DEFAULT_AUTH_TIMEOUT_MS, where),
-        max_message_size=max_size,
+        max_message_size=bytes_option(options, "maxMessageSize", DEFAULT_MAX_MESSAGE_SIZE, where),
+        max_unsent_bytes=bytes_option(options, "maxUnsentBytes", DEFAULT_MAX_UNSENT_BYTES, where),
     )
 
 
@@ -452,6 +472,7 @@ class BtpPlugin(PluginHandlers):
         self._ready_waiters: list[Deferred] = []
         self._client_service: Optional[ClientService] = None
         self._reconnect_policy: Optional[ReconnectPolicy] = None
+        self._auth_backoff = AuthBackoff(reactor)  # server mode: failed logins per IP address
 
     def __repr__(self) -> str:
         mode = "listener" if self.options.listener is not None else self.options.server.ws_url
@@ -617,7 +638,9 @@ class BtpPlugin(PluginHandlers):
             response_timeout=self.options.response_timeout,
             secret=listener.secret if role is Role.SERVER else None,
             auth_timeout=self.options.auth_timeout if role is Role.SERVER else None,
+            auth_backoff=self._auth_backoff if role is Role.SERVER else None,
             peer=protocol.peer or "",
+            source=peer_host(protocol),
         )
         self._sessions.add(session)
         return session
@@ -634,6 +657,9 @@ class BtpPlugin(PluginHandlers):
             ping_interval=self.options.ping_interval,
             ping_timeout=self.options.ping_timeout,
             max_message_size=self.options.max_message_size,
+            max_unsent_bytes=self.options.max_unsent_bytes,
+            log=self._log,
+            account_id=self.account_id,
         )
         endpoint = listen_endpoint(self._reactor, listener.port, listener.host, tls)
 
@@ -680,6 +706,9 @@ class BtpPlugin(PluginHandlers):
             ping_interval=opts.ping_interval,
             ping_timeout=opts.ping_timeout,
             max_message_size=opts.max_message_size,
+            max_unsent_bytes=opts.max_unsent_bytes,
+            log=self._log,
+            account_id=self.account_id,
         )
         endpoint = _ReportingEndpoint(connect_endpoint(self._reactor, target.host, target.port, tls),
                                       self._dial_failed)

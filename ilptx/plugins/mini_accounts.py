@@ -16,6 +16,13 @@ the reference's ``Token`` format) in the store under
 (compared in constant time), else they get a BTP Error ``F00 NotAcceptedError`` and the
 connection is closed. A client may hold several connections at once.
 
+The BTP side is :class:`~ilptx.transport.btp_session.BtpSession`'s, as for the ``btp``
+plugin: the auth Message's form, its answers and wording, the auth timeout and the backoff
+on failed logins; this plugin only supplies the authenticator (the client name and the
+token check above). A wrong token makes the next login with the same ``auth_username`` from
+the same IP address wait longer (0.1 s doubling up to 10 s, cleared by a success; other names
+and addresses are not slowed: :mod:`ilptx.transport.auth_backoff`).
+
 The account's own address
 -------------------------
 
@@ -50,13 +57,15 @@ reference's way to give the port alone.
     when ``balance + incoming reserved + amount`` would pass ``maximum``; a Prepare *to* a
     client errbacks with :class:`~ilptx.errors.InsufficientLiquidityError` (T04) when
     ``balance − outgoing reserved − amount`` would fall under ``minimum``. Amounts are
-    reserved while in flight, committed on Fulfill, released otherwise (the balance
-    middleware's rules), so one client cannot run up the credit the others share. Balances
-    are kept in memory: they restart from 0 with the process.
+    reserved while in flight, committed on Fulfill, released otherwise — the rules of
+    :mod:`ilptx.core.balances` that every store applies (reservations never go below 0) —
+    so one client cannot run up the credit the others share. Balances are kept in memory:
+    they restart from 0 with the process.
 ``debugHostIldcpInfo`` (object, optional): ``{clientAddress, assetScale, assetCode}``
     The account's IL-DCP information, instead of asking the connector (the reference's option).
 ``authTimeout``, ``responseTimeout`` (ms, default 35000), ``pingInterval`` / ``pingTimeout``
-    (ms, default 10000), ``maxMessageSize`` (bytes, default 1048576): as for ``btp``.
+    (ms, default 10000), ``maxMessageSize`` (bytes, default 1048576), ``maxUnsentBytes``
+    (bytes, default 4194304: a client that does not read is dropped): as for ``btp``.
 
 Packets
 -------
@@ -68,9 +77,11 @@ Packets
   after the account's address (``acct.alice`` gets ``acct.alice`` and ``acct.alice.x``, never
   ``acct.alicebob.x``), over its newest connection. A destination outside the account's
   address errbacks with :class:`~ilptx.errors.UnreachableError` (F02); a client that is not
-  connected with :class:`~ilptx.errors.PeerUnreachableError` (T01). A Fulfill that arrives
-  after the Prepare expired becomes an ``R00`` Reject, one that does not match the condition
-  an ``F05`` Reject (both ``triggeredBy`` the account's address), as in the reference.
+  connected with :class:`~ilptx.errors.PeerUnreachableError` (T01). The client's answer is
+  passed on as it is; it moves the client's balance only when it is a Fulfill whose
+  fulfillment matches the condition (:func:`~ilptx.codec.ilp.fulfillment_matches`). A wrong
+  Fulfill becomes ``F05`` and a late one ``R00`` in the connector's ``validateFulfillment``
+  and ``expire`` middlewares, as for every account.
 * Money: a BTP Transfer from a client proves nothing (BTP has no ledger): it goes through
   :meth:`~MiniAccountsPlugin.verify_transfer`, which a settling subclass overrides; here it
   refuses every Transfer with BTP Error ``F00 NotAcceptedError`` ("No sendMoney functionality
@@ -96,6 +107,9 @@ Differences from the reference
 * No expiry timer in ``send_data``: the caller cancels the Deferred (the ILedgerPlugin
   contract).
 * ``clientBalance`` is ours.
+* A wrong or late Fulfill is turned into a Reject by the connector's middlewares
+  (``triggeredBy`` the connector's address), not by the plugin (the account's address).
+* Failed logins are slowed down per IP address and client name; ``maxUnsentBytes``.
 
 What this plugin does not do: settle with clients, persist client balances, or forget
 registered tokens (delete the store key to release a name).
@@ -106,30 +120,19 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Callable, Optional
 
 from autobahn.websocket.types import ConnectionDeny
 from twisted.internet.defer import Deferred, DeferredLock, fail, gatherResults, maybeDeferred, succeed
-from twisted.logger import Logger, LogLevel
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ilptx.codec.address import is_valid_address, is_valid_segment
-from ilptx.codec.btp import (
-    CONTENT_OCTET_STREAM,
-    Error,
-    Message,
-    ProtocolDataEntry,
-    decode_frame,
-    encode_frame,
-    find_entry,
-    generalized_time,
-    parse_auth,
-)
+from ilptx.codec.btp import CONTENT_OCTET_STREAM, Message, ProtocolDataEntry, find_entry
 from ilptx.codec.ildcp import (
     ILDCP_DESTINATION,
     PEER_PROTOCOL_CONDITION,
@@ -148,7 +151,13 @@ from ilptx.codec.ilp import (
     fulfillment_matches,
 )
 from ilptx.codec.oer import DecodeError
-from ilptx.core.balances import BalanceState, parse_limit
+from ilptx.core.balances import (
+    BalanceState,
+    apply_reserve_incoming,
+    apply_reserve_outgoing,
+    apply_settle,
+    parse_limit,
+)
 from ilptx.errors import (
     ConfigError,
     InsufficientLiquidityError,
@@ -165,6 +174,7 @@ from ilptx.plugins.btp import (
     DEFAULT_RESPONSE_TIMEOUT_MS,
     NO_SETTLEMENT_MESSAGE,
     ListenerOptions,
+    bytes_option,
     ms_option as _ms,
     parse_listener,
 )
@@ -172,8 +182,9 @@ from ilptx.core.ildcp import fetch_config
 from ilptx.plugins.base import PluginHandlers, PluginServices, resolve_all
 from ilptx.stores.memory import MemoryStore
 from ilptx.plugins.hookspecs import hookimpl
-from ilptx.transport.btp_session import BtpSession, NotAcceptedError, Role
-from ilptx.transport.btp_ws import BtpServerFactory, BtpServerProtocol
+from ilptx.transport.auth_backoff import AuthBackoff
+from ilptx.transport.btp_session import AuthRefused, BtpSession, NotAcceptedError, Role
+from ilptx.transport.btp_ws import DEFAULT_MAX_UNSENT_BYTES, BtpServerFactory, BtpServerProtocol, peer_host
 from ilptx.transport.endpoints import listen_endpoint, server_tls_options
 
 __all__ = [
@@ -190,6 +201,7 @@ __all__ = [
 DEFAULT_PORT = 3000  # the reference's default
 ILDCP_TIMEOUT_MS = 60000  # the reference's PEER_PROTOCOL_EXPIRY_DURATION
 _UTC = timezone.utc
+_ZERO = BalanceState()
 
 
 def hashed_token(token: bytes) -> str:
@@ -229,6 +241,7 @@ class MiniAccountsOptions:
     ping_timeout: float = DEFAULT_PING_TIMEOUT_MS / 1000
     auth_timeout: float = DEFAULT_AUTH_TIMEOUT_MS / 1000
     max_message_size: int = DEFAULT_MAX_MESSAGE_SIZE
+    max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES
 
 
 def _port(value, key: str) -> int:
@@ -312,10 +325,6 @@ def parse_options(options: dict, account_id: str = "") -> MiniAccountsOptions:
             raise ConfigError(where("debugHostIldcpInfo.assetCode"), "must be a string")
         host_ildcp = IldcpResponse(address, scale, code)
 
-    max_size = options.get("maxMessageSize", DEFAULT_MAX_MESSAGE_SIZE)
-    if isinstance(max_size, bool) or not isinstance(max_size, int) or max_size < 0:
-        raise ConfigError(where("maxMessageSize"), "must be a number of bytes >= 0")
-
     return MiniAccountsOptions(
         listener=listener,
         allowed_origins=allowed,
@@ -327,60 +336,32 @@ def parse_options(options: dict, account_id: str = "") -> MiniAccountsOptions:
         ping_interval=_ms(options, "pingInterval", DEFAULT_PING_INTERVAL_MS, where),
         ping_timeout=_ms(options, "pingTimeout", DEFAULT_PING_TIMEOUT_MS, where),
         auth_timeout=_ms(options, "authTimeout", DEFAULT_AUTH_TIMEOUT_MS, where),
-        max_message_size=max_size,
+        max_message_size=bytes_option(options, "maxMessageSize", DEFAULT_MAX_MESSAGE_SIZE, where),
+        max_unsent_bytes=bytes_option(options, "maxUnsentBytes", DEFAULT_MAX_UNSENT_BYTES, where),
     )
 
 
 # -- helpers ------------------------------------------------------------------------------
 
 
-class _ClientBalance:
-    """One client's balance with in-flight reservations (the balance middleware's rules)."""
-
-    __slots__ = ("balance", "incoming_reserved", "outgoing_reserved")
-
-    def __init__(self) -> None:
-        self.balance = 0
-        self.incoming_reserved = 0
-        self.outgoing_reserved = 0
-
-    def reserve_incoming(self, amount: int, maximum: Optional[int]) -> bool:
-        if maximum is not None and self.balance + self.incoming_reserved + amount > maximum:
-            return False
-        self.incoming_reserved += amount
-        return True
-
-    def settle_incoming(self, amount: int, fulfilled: bool) -> None:
-        self.incoming_reserved -= amount
-        if fulfilled:
-            self.balance += amount
-
-    def reserve_outgoing(self, amount: int, minimum: Optional[int]) -> bool:
-        if minimum is not None and self.balance - self.outgoing_reserved - amount < minimum:
-            return False
-        self.outgoing_reserved += amount
-        return True
-
-    def settle_outgoing(self, amount: int, fulfilled: bool) -> None:
-        self.outgoing_reserved -= amount
-        if fulfilled:
-            self.balance -= amount
-
-    def state(self) -> BalanceState:
-        return BalanceState(self.balance, self.incoming_reserved, self.outgoing_reserved, 0)
-
-
 def _ilp_message(data: bytes, request_id: int) -> Message:
     return Message(request_id, (ProtocolDataEntry("ilp", CONTENT_OCTET_STREAM, data),))
+
+
+def _fulfill_of(reply) -> Optional[Fulfill]:
+    """:returns: ``reply`` decoded when it is a well-formed ILP Fulfill, else ``None``."""
+    if not isinstance(reply, (bytes, bytearray)):
+        return None
+    try:
+        response = decode_response(bytes(reply))
+    except DecodeError:
+        return None
+    return response if type(response) is Fulfill else None
 
 
 def _ilp_of(response) -> bytes:
     entry = find_entry(response.protocol_data, "ilp")
     return entry.data if entry is not None else b""
-
-
-class _AuthRefused(Exception):
-    """A login refused by mini-accounts' own rules (answered with BTP Error F00)."""
 
 
 class _MiniAccountsServerProtocol(BtpServerProtocol):
@@ -403,55 +384,18 @@ class _MiniAccountsServerFactory(BtpServerFactory):
         self.origin_refused = origin_refused
 
 
-# -- one WebSocket connection -------------------------------------------------------------
+# -- one client connection ----------------------------------------------------------------
 
-class _Connection:
-    """One accepted WebSocket: authenticates the client itself (the token check needs the
-    store), then hands every frame to a server-role :class:`BtpSession` whose owner it is.
+class _ClientConnection:
+    """The :class:`BtpSession` owner of one accepted connection: once the session has
+    authenticated (its ``username`` is the client name), hands the client's packets and money
+    to the plugin under that name."""
 
-    The session is built once the token checked out, with that token as its secret, and fed
-    the auth Message: it answers it (empty Response) and is open from then on.
-    """
+    __slots__ = ("plugin", "client")
 
-    def __init__(self, plugin: "MiniAccountsPlugin", protocol) -> None:
+    def __init__(self, plugin: "MiniAccountsPlugin") -> None:
         self.plugin = plugin
-        self.protocol = protocol
-        self.peer = getattr(protocol, "peer", "") or ""
-        self.session: Optional[BtpSession] = None
         self.client: Optional[str] = None
-        self.closed = False
-        self._auth_started = False
-        self._auth_timer = None
-        if plugin.options.auth_timeout:
-            self._auth_timer = plugin._reactor.callLater(plugin.options.auth_timeout, self._auth_timed_out)
-
-    # the transport calls these
-
-    def data_received(self, data: bytes) -> None:
-        if self.session is not None:
-            self.session.data_received(data)
-        elif not self._auth_started:  # frames before the auth answer are dropped (as the reference)
-            self._auth_started = True
-            self._cancel_auth_timer()
-            self.plugin._authenticate(self, data)
-
-    def connection_lost(self, reason: Optional[Failure] = None) -> None:
-        self._cancel_auth_timer()
-        if self.closed:
-            return
-        self.closed = True
-        if self.session is not None:
-            self.session.connection_lost(reason)  # → session_closed
-        self.plugin._connections.discard(self)
-
-    def close(self, code: int = 1000, reason: Optional[str] = None) -> None:
-        self._cancel_auth_timer()
-        if self.session is not None:
-            self.session.close(code, reason)
-        elif not self.closed:
-            self.protocol.close_connection(code, reason)
-
-    # BtpSession owner
 
     @property
     def data_handler(self):
@@ -462,14 +406,14 @@ class _Connection:
         return self._handle_money
 
     def session_open(self, session: BtpSession) -> None:
-        self.plugin._client_open(self, session)
+        self.client = session.username
+        self.plugin._client_open(session)
 
     def session_auth_failed(self, session, error) -> None:  # pragma: no cover - server role only
         pass
 
     def session_closed(self, session: BtpSession, reason) -> None:
-        self.closed = True
-        self.plugin._client_closed(self, session)
+        self.plugin._client_closed(session)
 
     def _handle_data(self, data: bytes):
         return self.plugin._incoming_data(self.client, data)
@@ -479,19 +423,6 @@ class _Connection:
 
     def _handle_money(self, amount: int):
         return self.plugin._incoming_money(self.client, amount)
-
-    def _auth_timed_out(self) -> None:
-        self._auth_timer = None
-        if not self._auth_started and not self.closed:
-            self.plugin._log.warn("{account}: {peer} did not authenticate in time; closing",
-                                  account=self.plugin.account_id, peer=self.peer)
-            self.protocol.close_connection(1000, None)
-
-    def _cancel_auth_timer(self) -> None:
-        if self._auth_timer is not None:
-            timer, self._auth_timer = self._auth_timer, None
-            if timer.active():
-                timer.cancel()
 
 
 # -- the plugin ---------------------------------------------------------------------------
@@ -520,14 +451,15 @@ class MiniAccountsPlugin(PluginHandlers):
         self._log = log if log is not None else Logger(namespace="ilptx.plugins.mini_accounts")
         self._store = store if store is not None else MemoryStore()
         self._auth_lock = DeferredLock()  # one token check at a time: no double registration
+        self._auth_backoff = AuthBackoff(reactor)  # failed logins per (IP address, client name)
         self._init_handlers()
         self.listening_port = None
         self.account_address: Optional[str] = None
         self.asset_code = ""
         self.asset_scale = 9  # the reference's currencyScale default, until told
-        self._connections: set[_Connection] = set()
+        self._sessions: set[BtpSession] = set()  # every accepted connection
         self._clients: dict[str, list[BtpSession]] = {}  # client → open sessions, newest last
-        self._balances: dict[str, _ClientBalance] = {}
+        self._balances: dict[str, BalanceState] = {}  # client → its balance (clientBalance)
         self._starting: Optional[Deferred] = None
         self._waiters: list[Deferred] = []
         self._running = False
@@ -575,8 +507,7 @@ class MiniAccountsPlugin(PluginHandlers):
 
     def client_balance(self, client: str) -> BalanceState:
         """:returns: ``client``'s balance and reservations (zeros for an unknown client)."""
-        balance = self._balances.get(client)
-        return balance.state() if balance is not None else BalanceState()
+        return self._balances.get(client, _ZERO)
 
     # -- ILedgerPlugin --------------------------------------------------------------------
 
@@ -609,11 +540,10 @@ class MiniAccountsPlugin(PluginHandlers):
         self._running = False
         self._fire(Failure(PeerUnreachableError("mini-accounts plugin disconnected before it listened")))
         waits = []
-        for conn in list(self._connections):
-            if conn.session is not None:
-                waits.append(conn.session.when_closed())
-            conn.close(1000)
-        self._connections.clear()
+        for session in list(self._sessions):
+            waits.append(session.when_closed())
+            session.close(1000)
+        self._sessions.clear()
         self._clients.clear()
         if self.listening_port is not None:
             port, self.listening_port = self.listening_port, None
@@ -629,9 +559,10 @@ class MiniAccountsPlugin(PluginHandlers):
     def send_data(self, data: bytes) -> Deferred:
         """Send a Prepare to the client its destination names (see the module docstring).
 
-        :returns: ``Deferred[bytes]``: the client's Fulfill or Reject (or our R00/F05 Reject
-            for a late or wrong Fulfill). Errbacks: :class:`InvalidPacketError` (F01) not a
-            Prepare; :class:`UnreachableError` (F02) not under the account's address;
+        :returns: ``Deferred[bytes]``: the client's Fulfill or Reject, unchanged (only a
+            Fulfill matching the condition commits the client's balance). Errbacks:
+            :class:`InvalidPacketError` (F01) not a Prepare; :class:`UnreachableError` (F02)
+            not under the account's address;
             :class:`PeerUnreachableError` (T01) client not connected or gone before answering;
             :class:`InsufficientLiquidityError` (T04) under the client's minimum; the
             session's BTP errors (F02). Cancelling it forgets the request.
@@ -656,16 +587,17 @@ class MiniAccountsPlugin(PluginHandlers):
         if not sessions:
             return fail(PeerUnreachableError(f"No clients connected for account {client}"))
         amount = prepare.amount
-        balance = self._balance(client)
-        if amount and not balance.reserve_outgoing(amount, self.options.client_minimum):
-            return fail(InsufficientLiquidityError(f"insufficient funds. account={client} amount={amount}"))
+        if amount:
+            reserved = apply_reserve_outgoing(self._balances.get(client, _ZERO), amount, self.options.client_minimum)
+            if reserved is None:
+                return fail(InsufficientLiquidityError(f"insufficient funds. account={client} amount={amount}"))
+            self._balances[client] = reserved
 
         def answered(result):
-            fulfilled = False
-            if isinstance(result, bytes):
-                result, fulfilled = self._check_fulfill(prepare, result)
             if amount:
-                balance.settle_outgoing(amount, fulfilled)
+                fulfill = _fulfill_of(result)
+                self._settle(client, amount, fulfill is not None and
+                             fulfillment_matches(fulfill.fulfillment, prepare.execution_condition), False)
             return result
 
         return sessions[-1].request(lambda rid: _ilp_message(bytes(data), rid)).addCallback(
@@ -703,6 +635,9 @@ class MiniAccountsPlugin(PluginHandlers):
             ping_interval=self.options.ping_interval,
             ping_timeout=self.options.ping_timeout,
             max_message_size=self.options.max_message_size,
+            max_unsent_bytes=self.options.max_unsent_bytes,
+            log=self._log,
+            account_id=self.account_id,
             origin_allowed=self.origin_allowed,
             origin_refused=self._origin_refused,
         )
@@ -741,60 +676,48 @@ class MiniAccountsPlugin(PluginHandlers):
         self._log.info("{account}: refused a WebSocket from {peer}: origin {origin!r} is not in "
                        "allowedOrigins", account=self.account_id, peer=peer, origin=origin)
 
-    def _ws_open(self, protocol) -> _Connection:
-        conn = _Connection(self, protocol)
+    def _ws_open(self, protocol) -> BtpSession:
+        session = BtpSession(
+            role=Role.SERVER,
+            send=protocol.send_frame,
+            close=protocol.close_connection,
+            clock=self._reactor,
+            owner=_ClientConnection(self),
+            log=self._log,
+            account_id=self.account_id,
+            response_timeout=self.options.response_timeout,
+            authenticate=self._login,
+            auth_timeout=self.options.auth_timeout or None,
+            auth_backoff=self._auth_backoff,
+            auth_backoff_by_name=True,
+            peer=protocol.peer or "",
+            source=peer_host(protocol),
+        )
         if not self._running:
-            conn.close(1000)
+            session.close(1000)
         else:
-            self._connections.add(conn)
-        return conn
+            self._sessions.add(session)
+        return session
 
-    def _authenticate(self, conn: _Connection, data: bytes) -> None:
-        """Check the first frame of ``conn`` (see the module docstring)."""
-        try:
-            frame = decode_frame(data)
-            username, token = parse_auth(frame)
-            if len(frame.protocol_data) < 2:
-                raise DecodeError("Auth packet must have auth and auth_token subprotocols")
-        except DecodeError:
-            # a malformed auth frame: a session with a secret nobody knows answers it with
-            # the reference's exact wording (or closes without answer) and closes
-            self._new_session(conn, os.urandom(32)).data_received(data)
-            return
-        try:
-            client = self._client_name(username, token)
-        except _AuthRefused as e:
-            self._refuse(conn, frame.request_id, str(e))
-            return
-        d = self._auth_lock.run(self._check_token, client, hashed_token(token))
+    def _login(self, username: str, token: bytes) -> Deferred:
+        """The sessions' authenticator (see the module docstring).
 
-        def checked(_):
-            if conn.closed or not self._running:
-                return
-            conn.client = client
-            # the session compares the token with itself and answers the auth Message
-            self._new_session(conn, bytes(token)).data_received(data)
-
-        def refused(failure: Failure):
-            if failure.check(_AuthRefused):
-                self._refuse(conn, frame.request_id, str(failure.value))
-            else:
-                self._log.failure("{account}: token check of {client!r} failed", failure,
-                                  LogLevel.error, account=self.account_id, client=client)
-                self._refuse(conn, frame.request_id, "token check failed")
-
-        d.addCallbacks(checked, refused)
+        :returns: ``Deferred[str]``, the client name; errbacks with
+            :class:`~ilptx.transport.btp_session.AuthRefused`.
+        """
+        client = self._client_name(username, token)
+        return self._auth_lock.run(self._check_token, client, hashed_token(token)).addCallback(lambda _: client)
 
     def _client_name(self, username: str, token: bytes) -> str:
         mode = self.options.generate_account
         derived = token_to_account(token)
         if mode is True and username and username != derived:
-            raise _AuthRefused("auth_username subprotocol is not available")
+            raise AuthRefused("auth_username subprotocol is not available")
         if mode is False and not username:
-            raise _AuthRefused("auth_username subprotocol is required")
+            raise AuthRefused("auth_username subprotocol is required")
         client = username or derived
         if not is_valid_segment(client):
-            raise _AuthRefused(f"auth_username must be an ILP address segment ([A-Za-z0-9_~-]+): {client!r}")
+            raise AuthRefused(f"auth_username must be an ILP address segment ([A-Za-z0-9_~-]+): {client!r}")
         return client
 
     def _check_token(self, client: str, hashed: str) -> Deferred:
@@ -806,65 +729,37 @@ class MiniAccountsPlugin(PluginHandlers):
                                client=client)
                 return self._store.put(key, hashed)
             if not hmac.compare_digest(stored.encode("ascii", "replace"), hashed.encode("ascii")):
-                raise _AuthRefused(f"incorrect token for account. account={client}")
+                raise AuthRefused(f"incorrect token for account. account={client}")
             return None
 
         return maybeDeferred(self._store.get, key).addCallback(loaded)
 
-    def _refuse(self, conn: _Connection, request_id: int, why: str) -> None:
-        self._log.warn("{account}: login from {peer} refused: {why}", account=self.account_id,
-                       peer=conn.peer, why=why)
-        if not conn.closed:
-            now = datetime.fromtimestamp(self._reactor.seconds(), _UTC)
-            conn.protocol.send_frame(encode_frame(Error(
-                request_id, "F00", "NotAcceptedError", generalized_time(now), why.encode("utf-8"))))
-        conn.close(1000)
-
-    def _new_session(self, conn: _Connection, secret: bytes) -> BtpSession:
-        protocol = conn.protocol
-        session = BtpSession(
-            role=Role.SERVER,
-            send=protocol.send_frame,
-            close=protocol.close_connection,
-            clock=self._reactor,
-            owner=conn,
-            log=self._log,
-            account_id=self.account_id,
-            response_timeout=self.options.response_timeout,
-            secret=secret,
-            auth_timeout=None,
-            peer=conn.peer,
-        )
-        conn.session = session
-        return session
-
-    def _client_open(self, conn: _Connection, session: BtpSession) -> None:
-        client = conn.client
-        if client is None:  # pragma: no cover - a session only opens after our check
+    def _client_open(self, session: BtpSession) -> None:
+        if not self._running:
             session.close(1000)
             return
+        client = session.username
         self._clients.setdefault(client, []).append(session)
         self._log.info("{account}: client {client!r} connected from {peer} as {address}",
-                       account=self.account_id, client=client, peer=conn.peer,
+                       account=self.account_id, client=client, peer=session.peer,
                        address=self.client_address(client))
 
-    def _client_closed(self, conn: _Connection, session: BtpSession) -> None:
-        self._connections.discard(conn)
-        sessions = self._clients.get(conn.client) if conn.client is not None else None
+    def _client_closed(self, session: BtpSession) -> None:
+        self._sessions.discard(session)
+        client = session.username if session.authenticated else None
+        sessions = self._clients.get(client) if client is not None else None
         if sessions and session in sessions:
             sessions.remove(session)
             if not sessions:
-                del self._clients[conn.client]
+                del self._clients[client]
             self._log.info("{account}: a connection of client {client!r} closed",
-                           account=self.account_id, client=conn.client)
+                           account=self.account_id, client=client)
 
     # -- packets and money from clients ---------------------------------------------------
 
-    def _balance(self, client: str) -> _ClientBalance:
-        balance = self._balances.get(client)
-        if balance is None:
-            balance = self._balances[client] = _ClientBalance()
-        return balance
+    def _settle(self, client: str, amount: int, fulfilled: bool, incoming: bool) -> None:
+        """End a reservation of ``client`` (commit on Fulfill), by :func:`apply_settle`."""
+        self._balances[client] = apply_settle(self._balances.get(client, _ZERO), amount, fulfilled, incoming)
 
     def _reject(self, code: str, message: str) -> bytes:
         return encode_packet(Reject(code, self.account_address or "", message, b""))
@@ -882,19 +777,14 @@ class MiniAccountsPlugin(PluginHandlers):
         if type(packet) is not Prepare or not packet.amount:
             return maybeDeferred(handler, data)
         amount = packet.amount
-        balance = self._balance(client)
-        if not balance.reserve_incoming(amount, self.options.client_maximum):
+        reserved = apply_reserve_incoming(self._balances.get(client, _ZERO), amount, self.options.client_maximum)
+        if reserved is None:
             # the reference's text: peers' alert middlewares look for it
             return self._reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, "exceeded maximum balance.")
+        self._balances[client] = reserved
 
         def answered(result):
-            fulfilled = False
-            if isinstance(result, (bytes, bytearray)):
-                try:
-                    fulfilled = type(decode_response(bytes(result))) is Fulfill
-                except DecodeError:
-                    pass
-            balance.settle_incoming(amount, fulfilled)
+            self._settle(client, amount, _fulfill_of(result) is not None, True)
             return result
 
         return maybeDeferred(handler, data).addBoth(answered)
@@ -928,34 +818,16 @@ class MiniAccountsPlugin(PluginHandlers):
             raise RuntimeError("no money handler registered")
 
         def paid(_):
-            balance = self._balance(client)
-            balance.balance -= amount  # the client owes us that much less
+            state = self._balances.get(client, _ZERO)  # the client owes us that much less
+            state = self._balances[client] = replace(state, balance=state.balance - amount)
             minimum = self.options.client_minimum
-            if minimum is not None and balance.balance < minimum:  # verified money: kept, but loudly
+            if minimum is not None and state.balance < minimum:  # verified money: kept, but loudly
                 self._log.error("{account}: a verified settlement of {amount} took client {client!r} to "
                                 "{balance}, below clientBalance.minimum {minimum}", account=self.account_id,
-                                amount=amount, client=client, balance=balance.balance, minimum=minimum)
+                                amount=amount, client=client, balance=state.balance, minimum=minimum)
             return None
 
         return maybeDeferred(handler, amount).addCallback(paid)
-
-    def _check_fulfill(self, prepare: Prepare, reply: bytes) -> tuple[bytes, bool]:
-        """:returns: ``(answer, fulfilled)``: a late Fulfill becomes R00, a wrong one F05."""
-        try:
-            response = decode_response(reply)
-        except DecodeError:
-            return reply, False
-        if type(response) is not Fulfill:
-            return reply, False
-        now = datetime.fromtimestamp(self._reactor.seconds(), _UTC)
-        if now > prepare.expires_at:
-            return self._reject(ErrorCode.R00_TRANSFER_TIMED_OUT, "Packet expired"), False
-        if not fulfillment_matches(response.fulfillment, prepare.execution_condition):
-            return self._reject(
-                ErrorCode.F05_WRONG_CONDITION,
-                "condition and fulfillment don't match. "
-                f"condition={prepare.execution_condition.hex()} fulfillment={response.fulfillment.hex()}"), False
-        return reply, True
 
 
 def mini_accounts_factory(options: dict, *, account_id: str, services: PluginServices) -> MiniAccountsPlugin:

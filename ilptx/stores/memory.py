@@ -13,35 +13,12 @@ from typing import Optional
 from twisted.internet.defer import Deferred, succeed
 from zope.interface import implementer
 
-from ilptx.core.balances import BalanceState
+from ilptx.core.balances import BalanceState, apply_reserve_incoming, apply_reserve_outgoing, apply_settle
 from ilptx.interfaces import IStore
 
 __all__ = ["MemoryStore", "apply_reserve_incoming", "apply_reserve_outgoing", "apply_settle"]
 
 _ZERO = BalanceState()
-
-
-def apply_reserve_incoming(state: BalanceState, amount: int, maximum: Optional[int]) -> Optional[BalanceState]:
-    """:returns: the state with ``amount`` reserved, or ``None`` if over ``maximum``."""
-    if maximum is not None and state.balance + state.incoming_reserved + amount > maximum:
-        return None
-    return replace(state, incoming_reserved=state.incoming_reserved + amount)
-
-
-def apply_reserve_outgoing(state: BalanceState, amount: int, minimum: Optional[int]) -> Optional[BalanceState]:
-    """:returns: the state with ``amount`` reserved, or ``None`` if under ``minimum``."""
-    if minimum is not None and state.balance - state.outgoing_reserved - amount < minimum:
-        return None
-    return replace(state, outgoing_reserved=state.outgoing_reserved + amount)
-
-
-def apply_settle(state: BalanceState, amount: int, fulfilled: bool, incoming: bool) -> BalanceState:
-    """:returns: the state after an incoming/outgoing reservation ends (clamped at 0)."""
-    if incoming:
-        reserved = max(0, state.incoming_reserved - amount)
-        return replace(state, incoming_reserved=reserved, balance=state.balance + (amount if fulfilled else 0))
-    reserved = max(0, state.outgoing_reserved - amount)
-    return replace(state, outgoing_reserved=reserved, balance=state.balance - (amount if fulfilled else 0))
 
 
 @implementer(IStore)

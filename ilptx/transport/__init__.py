@@ -4,4 +4,5 @@
   (frames in, frames out, an injected clock).
 * :mod:`ilptx.transport.btp_ws` — Autobahn WebSocket protocols/factories adapting it.
 * :mod:`ilptx.transport.endpoints` — listening/connecting endpoints and TLS settings.
+* :mod:`ilptx.transport.auth_backoff` — the per-source backoff on failed BTP logins.
 """

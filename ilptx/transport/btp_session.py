@@ -9,12 +9,20 @@ is gone through :meth:`BtpSession.connection_lost`. Timers run on an injected
 
 Wire behaviour follows ``ilp-plugin-btp`` 1.5.0, the JavaScript reference:
 
-* **Authentication** (server role). The first frame must be the auth Message. A bad one is
-  answered with a BTP Error ``F00 NotAcceptedError`` whose ``data`` is the reason as plain
-  UTF-8 text (``"invalid auth_token"``, ``"First message sent over BTP connection must be auth
+* **Authentication** (server role). The first frame must be the auth Message. One that is
+  not well formed is answered with a BTP Error ``F00 NotAcceptedError`` whose ``data`` is the
+  reason as plain UTF-8 text (``"First message sent over BTP connection must be auth
   packet"``, ...), then the connection is closed. An unreadable first frame is not answered
-  (there is no request to answer), the connection is just closed. A good one is answered with
-  an empty Response. The token is compared with :func:`hmac.compare_digest`.
+  (there is no request to answer), the connection is just closed. The credentials
+  (``auth_username``, ``auth_token``) of a well-formed one go to the *authenticator*: by
+  default the token is compared with the session's ``secret`` in constant time
+  (:func:`hmac.compare_digest`, refusal text ``"invalid auth_token"``); a listener with many
+  users (mini-accounts) passes its own ``authenticate`` callable, which may answer later (a
+  store lookup) and names the user. Accepted: an empty Response, the session is open.
+  Refused (:class:`AuthRefused`): the same F00 Error with the refusal's text, then the close.
+  Frames that arrive while the credentials are being checked are dropped (as the reference).
+  With an :class:`~ilptx.transport.auth_backoff.AuthBackoff`, each refusal makes the next
+  check from the same source wait longer (see that module).
 * **Authentication** (client role): :meth:`BtpSession.start_auth` sends the auth Message
   (entries ``auth``, ``auth_username``, ``auth_token``, then any extra entries); a Response
   opens the session, an Error or no answer within the response timeout closes it.
@@ -88,6 +96,7 @@ __all__ = [
     "BtpTimeoutError",
     "BtpAuthError",
     "NotAcceptedError",
+    "AuthRefused",
     "btp_error_for_exception",
 ]
 
@@ -121,6 +130,7 @@ class State(enum.Enum):
     """Life cycle of a session."""
 
     AWAITING_AUTH = "awaiting-auth"  #: server: nothing received yet
+    CHECKING_AUTH = "checking-auth"  #: server: auth Message received, credentials being checked
     AUTHENTICATING = "authenticating"  #: client: auth Message sent, no answer yet
     OPEN = "open"  #: authenticated, requests flow both ways
     CLOSING = "closing"  #: we asked the transport to close
@@ -164,8 +174,14 @@ class NotAcceptedError(Exception):
     :data:`BTP_ERROR_CODES`)."""
 
 
-class _AuthRefused(Exception):
-    """Internal: the auth Message is not acceptable; ``str()`` is the text sent back."""
+class AuthRefused(Exception):
+    """A login is refused: raised (or errbacked) by an authenticator, and for auth Messages
+    that are not well formed. ``str()`` is the text sent back as the ``data`` of the BTP
+    Error ``F00 NotAcceptedError`` (the reference's wording where it has one)."""
+
+
+#: What a source whose queue of login attempts is full gets (see :mod:`ilptx.transport.auth_backoff`).
+TOO_MANY_FAILURES = "too many failed logins from {source}; try again later"
 
 
 def _js_date_iso(triggered_at: str) -> Optional[str]:
@@ -234,9 +250,24 @@ class BtpSession:
     :param log: the plugin's :class:`~twisted.logger.Logger`.
     :param account_id: put in every log event as ``account``.
     :param response_timeout: seconds to wait for the answer to each request we send.
-    :param secret: server role: the expected ``auth_token`` (``bytes``).
+    :param secret: server role: the expected ``auth_token`` (``bytes``), checked by the
+        default authenticator.
+    :param authenticate: server role, instead of ``secret``: ``callable(username: str,
+        token: bytes) -> str | Deferred[str]`` returning the name the session is known by
+        (:attr:`username`), raising (or errbacking with) :class:`AuthRefused` to refuse.
+        Any other exception refuses the login with ``"authentication failed"``, is logged, and
+        does not count as a failed login.
     :param auth_timeout: server role: seconds the peer has to authenticate (``None``: forever).
+    :param auth_backoff: server role: the listener's
+        :class:`~ilptx.transport.auth_backoff.AuthBackoff`, or ``None`` (no backoff).
+    :param auth_backoff_by_name: key the backoff by source *and* username (a listener with
+        one account per user) instead of by source alone.
     :param peer: a description of the remote end for log events.
+    :param source: the remote IP address (the backoff's key).
+
+    :ivar username: server role: the name the authenticator returned (the ``auth_username``
+        with the default one), once open; client role: the username we sent.
+    :ivar authenticated: whether the session has opened.
     """
 
     def __init__(
@@ -251,13 +282,21 @@ class BtpSession:
         account_id: str = "",
         response_timeout: float = 35.0,
         secret: Optional[bytes] = None,
+        authenticate: Optional[Callable[[str, bytes], Any]] = None,
         auth_timeout: Optional[float] = None,
+        auth_backoff=None,
+        auth_backoff_by_name: bool = False,
         peer: str = "",
+        source: str = "",
     ) -> None:
-        if role is Role.SERVER and secret is None:
-            raise ValueError("a server-role BTP session needs the secret")
+        if role is Role.SERVER and secret is None and authenticate is None:
+            raise ValueError("a server-role BTP session needs the secret or an authenticator")
         self.role = role
         self.peer = peer
+        self.source = source
+        self._authenticate = authenticate if authenticate is not None else self._check_secret
+        self._auth_backoff = auth_backoff
+        self._auth_backoff_by_name = auth_backoff_by_name
         self.username: Optional[str] = None
         self._send = send
         self._close = close
@@ -498,6 +537,7 @@ class BtpSession:
 
     def _on_auth(self, data: bytes) -> None:
         self._cancel_auth_timer()
+        self.state = State.CHECKING_AUTH
         try:
             frame = decode_frame(data)
         except DecodeError as e:
@@ -506,38 +546,81 @@ class BtpSession:
             self.close()
             return
         try:
-            username = self._check_auth(frame)
-        except _AuthRefused as e:
-            self._log.warn("{account}: BTP authentication from {peer} refused: {why}",
-                           account=self._account_id, peer=self.peer, why=str(e))
-            self._send(encode_frame(self._error_frame(
-                frame.request_id, "F00", "NotAcceptedError", str(e).encode("utf-8"))))
-            self.close()
+            username, token = self._parse_auth(frame)
+        except AuthRefused as e:
+            self._refuse(frame.request_id, str(e))
             return
-        self.username = username
+        backoff, key = self._auth_backoff, None
+        if backoff is not None:
+            key = backoff.key(self.source, username if self._auth_backoff_by_name else None)
+            delay = backoff.wait(key)
+            if delay is None:
+                self._refuse(frame.request_id, TOO_MANY_FAILURES.format(source=self.source))
+                return
+            if delay:
+                self._auth_timer = self._clock.callLater(
+                    delay, self._check_credentials, frame.request_id, username, token, key)
+                return
+        self._check_credentials(frame.request_id, username, token, key)
+
+    def _check_credentials(self, rid: int, username: str, token: bytes, key) -> None:
+        self._auth_timer = None
+        if self.state is State.CHECKING_AUTH:
+            maybeDeferred(self._authenticate, username, token).addCallbacks(
+                self._credentials_accepted, self._credentials_refused,
+                callbackArgs=(rid, key), errbackArgs=(rid, key))
+
+    def _credentials_accepted(self, name: str, rid: int, key) -> None:
+        if self._auth_backoff is not None:
+            self._auth_backoff.succeeded(key)
+        if self.state is not State.CHECKING_AUTH:  # closed while we checked
+            return
+        self.username = name
         self.state = State.OPEN
         self.authenticated = True
-        self._send(encode_frame(Response(frame.request_id)))
+        self._send(encode_frame(Response(rid)))
         self._owner.session_open(self)
 
-    def _check_auth(self, frame) -> str:
-        """:returns: the username. :raises _AuthRefused: with the reference's wording."""
+    def _credentials_refused(self, failure: Failure, rid: int, key) -> None:
+        if failure.check(AuthRefused):
+            if self._auth_backoff is not None:
+                self._auth_backoff.failed(key)
+            why = str(failure.value)
+        else:
+            self._log.failure("{account}: checking the BTP login from {peer} failed", failure,
+                              LogLevel.error, account=self._account_id, peer=self.peer)
+            why = "authentication failed"
+        if self.state is State.CHECKING_AUTH:
+            self._refuse(rid, why)
+
+    def _refuse(self, rid: int, why: str) -> None:
+        self._log.warn("{account}: BTP authentication from {peer} refused: {why}",
+                       account=self._account_id, peer=self.peer, why=why)
+        self._send(encode_frame(self._error_frame(rid, "F00", "NotAcceptedError", why.encode("utf-8"))))
+        self.close()
+
+    @staticmethod
+    def _parse_auth(frame) -> tuple[str, bytes]:
+        """:returns: ``(username, token)``. :raises AuthRefused: with the reference's wording."""
         if type(frame) is not Message:
-            raise _AuthRefused("First message sent over BTP connection must be auth packet")
+            raise AuthRefused("First message sent over BTP connection must be auth packet")
         pd = frame.protocol_data
         if len(pd) < 2:
-            raise _AuthRefused("Auth packet must have auth and auth_token subprotocols")
+            raise AuthRefused("Auth packet must have auth and auth_token subprotocols")
         if pd[0].protocol_name != "auth":
-            raise _AuthRefused("First subprotocol must be auth")
+            raise AuthRefused("First subprotocol must be auth")
         if find_entry(pd, "auth_token") is None:
-            raise _AuthRefused("auth_token subprotocol is required")
+            raise AuthRefused("auth_token subprotocol is required")
         try:
-            username, token = parse_auth(frame)
+            return parse_auth(frame)
         except DecodeError as e:
-            raise _AuthRefused(str(e)) from None
+            raise AuthRefused(str(e)) from None
+
+    def _check_secret(self, username: str, token: bytes) -> str:
+        """The default authenticator: the token must be ``secret``."""
         # constant time in the token's content; compare_digest also accepts unequal lengths
         if not hmac.compare_digest(token, self._secret):
-            raise _AuthRefused("invalid auth_token")
+            raise AuthRefused("invalid auth_token")
         return username
 
     def _auth_timed_out(self) -> None:

@@ -16,6 +16,20 @@ Options set on every connection (Autobahn's ``setProtocolOptions``):
 * no per-message compression (neither offered nor accepted), like the reference's ``ws``
   server and what it negotiates by default with our server.
 
+Backpressure (Twisted's producer/consumer). Once the WebSocket is open (so after any TLS
+handshake), every protocol registers itself on its transport as a push producer
+(:class:`~twisted.internet.interfaces.IPushProducer`). When the transport's write buffer
+passes its high-water mark (Twisted's ``bufferSize``, 64 KiB for TCP) it pauses us and we
+stop reading the socket, so a peer that does not read cannot make us answer more (pongs to
+its pings, Responses to its requests); when the buffer has drained we resume reading. Frames
+we still produce while paused (Prepares from other accounts, pings) are counted, and once
+more than ``max_unsent_bytes`` have queued beyond the transport's buffer the connection is
+aborted (buffered bytes discarded at once, logged as a warning with the account, the peer
+and the cap); the session then fails its pending requests with T01, as for any closed
+connection. On ``connectionLost`` the protocol lets go of its transport and session, so the
+buffer is freed at once instead of at the next full garbage collection (Autobahn's
+``is_closed`` Deferred refers back to the protocol: a reference cycle).
+
 Autobahn schedules its timers (open/close handshake timeouts, pings) through txaio's global
 reactor; these factories send them to the injected reactor instead, so that unit tests can
 run them on a :class:`~twisted.internet.task.Clock`. A client does not wait for the server to
@@ -29,6 +43,8 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from zope.interface import implementer
+
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -36,14 +52,27 @@ from autobahn.twisted.websocket import (
     WebSocketServerProtocol,
 )
 from twisted.internet.error import AlreadyCalled, AlreadyCancelled
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
 from twisted.python.failure import Failure
 
 __all__ = [
+    "DEFAULT_MAX_UNSENT_BYTES",
+    "peer_host",
     "BtpServerProtocol",
     "BtpServerFactory",
     "BtpClientProtocol",
     "BtpClientFactory",
 ]
+
+#: Default cap on the bytes queued for one connection beyond the transport's own buffer (4 MiB).
+DEFAULT_MAX_UNSENT_BYTES = 4 << 20
+
+
+def peer_host(protocol) -> str:
+    """:returns: the remote IP address of ``protocol``'s connection (``""`` if it has none)."""
+    transport = getattr(protocol, "transport", None)
+    return str(getattr(transport.getPeer(), "host", "")) if transport is not None else ""
 
 
 class _DelayedCall:
@@ -72,8 +101,12 @@ class _ReactorTimer:
         return _DelayedCall(self._clock.callLater(delay, func, *args, **kwargs))
 
 
-def _configure(factory, reactor, ping_interval: float, ping_timeout: float, max_message_size: int) -> None:
+def _configure(factory, reactor, ping_interval: float, ping_timeout: float, max_message_size: int,
+               max_unsent_bytes: int, log: Optional[Logger], account_id: str) -> None:
     factory._batched_timer = _ReactorTimer(reactor)  # Autobahn's timers on *our* reactor
+    factory.max_unsent_bytes = max_unsent_bytes
+    factory.log = log if log is not None else Logger(namespace="ilptx.transport.btp_ws")
+    factory.account_id = account_id
     factory.setProtocolOptions(
         autoPingInterval=ping_interval,
         autoPingTimeout=ping_timeout,
@@ -82,12 +115,76 @@ def _configure(factory, reactor, ping_interval: float, ping_timeout: float, max_
     )
 
 
+@implementer(IPushProducer)
 class _BtpAdapterMixin:
-    """What server and client protocols share: frames in → session, session → frames out."""
+    """What server and client protocols share: frames in → session, session → frames out,
+    and backpressure (see the module docstring)."""
 
     session = None
+    _registered = False  # we are the transport's producer
+    _output_paused = False  # the transport's write buffer is over its high-water mark
+    _queued_while_paused = 0  # bytes handed to the transport since it paused us
+    _overflowed = False
+
+    # -- IPushProducer: the transport tells us when its write buffer is full / drained --
+
+    def pauseProducing(self) -> None:
+        """The transport's write buffer is full: stop reading from the peer.
+
+        Twisted calls it again on every write while the buffer stays full; only the first
+        call starts the count."""
+        if self._output_paused:
+            return
+        self._output_paused = True
+        self._queued_while_paused = 0
+        self.transport.pauseProducing()
+
+    def resumeProducing(self) -> None:
+        """The transport has written everything: read from the peer again."""
+        self._output_paused = False
+        self._queued_while_paused = 0
+        if self.transport is not None and not self._overflowed:
+            self.transport.resumeProducing()
+
+    def stopProducing(self) -> None:
+        """The connection is going away (``connectionLost`` follows)."""
+
+    def unregisterProducer(self) -> None:
+        # Autobahn's dropConnection() calls it, also before onOpen and after connectionLost
+        if self._registered and self.transport is not None:
+            self._registered = False
+            self.transport.unregisterProducer()
+
+    def sendData(self, data: bytes, sync: bool = False, chopsize: Optional[int] = None) -> None:
+        # every WebSocket frame Autobahn writes (messages, pongs, pings, close) passes here
+        if self._overflowed:
+            return
+        if self._output_paused:
+            cap = self.factory.max_unsent_bytes
+            if cap and self._queued_while_paused + len(data) > cap:
+                self._drop_stuck_peer(cap, len(data))
+                return
+            self._queued_while_paused += len(data)
+        super().sendData(data, sync, chopsize)
+
+    def _drop_stuck_peer(self, cap: int, size: int) -> None:
+        self._overflowed = True
+        session = self.session
+        self.factory.log.warn(
+            "{account}: dropping the BTP connection from {peer} (user {username!r}): it does not "
+            "read; {queued} bytes queued beyond the transport's buffer, {size} more would pass "
+            "maxUnsentBytes={cap}",
+            account=self.factory.account_id, peer=self.peer, cap=cap, queued=self._queued_while_paused,
+            size=size, username=getattr(session, "username", None))
+        self.wasClean = False
+        self.wasNotCleanReason = "peer does not read: maxUnsentBytes exceeded"
+        self.dropConnection(abort=True)
 
     def onOpen(self) -> None:
+        # only now: during a TLS handshake the TLS layer pauses its producer while it buffers
+        # our writes, and pausing our reading then would stall the handshake itself
+        self.transport.registerProducer(self, True)
+        self._registered = True
         self.session = self.factory.on_open(self)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
@@ -109,6 +206,10 @@ class _BtpAdapterMixin:
             on_failed = self.factory.on_failed
             if on_failed is not None:
                 on_failed(self, reason)
+        # break the cycles (session ↔ protocol, Autobahn's is_closed ↔ protocol) that would
+        # keep the transport and its unsent buffer alive until a full garbage collection
+        self.session = None
+        self.transport = None
 
 
 class BtpServerProtocol(_BtpAdapterMixin, WebSocketServerProtocol):
@@ -127,6 +228,8 @@ class BtpClientProtocol(_BtpAdapterMixin, WebSocketClientProtocol):
         if self.state == self.STATE_OPEN:
             self.sendClose(code, reason)
         if self.transport is not None:
+            # a registered producer would keep a paused connection open after loseConnection
+            self.unregisterProducer()
             self.transport.loseConnection()
 
 
@@ -140,6 +243,10 @@ class BtpServerFactory(WebSocketServerFactory):
     :param ping_interval: seconds between WebSocket pings (0: none).
     :param ping_timeout: seconds to wait for the pong (0: forever).
     :param max_message_size: largest accepted message in bytes (0: unlimited).
+    :param max_unsent_bytes: bytes that may queue beyond the transport's buffer before the
+        connection is dropped (0: unlimited).
+    :param log: where the drop of a stuck peer is logged.
+    :param account_id: put in that log event as ``account``.
     """
 
     protocol = BtpServerProtocol
@@ -153,11 +260,15 @@ class BtpServerFactory(WebSocketServerFactory):
         ping_interval: float = 10.0,
         ping_timeout: float = 10.0,
         max_message_size: int = 1 << 20,
+        max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
+        log: Optional[Logger] = None,
+        account_id: str = "",
     ) -> None:
         super().__init__(reactor=reactor)
         self.on_open = on_open
         self.on_failed = on_failed
-        _configure(self, reactor, ping_interval, ping_timeout, max_message_size)
+        _configure(self, reactor, ping_interval, ping_timeout, max_message_size, max_unsent_bytes, log,
+                   account_id)
 
 
 class BtpClientFactory(WebSocketClientFactory):
@@ -178,11 +289,15 @@ class BtpClientFactory(WebSocketClientFactory):
         ping_interval: float = 10.0,
         ping_timeout: float = 10.0,
         max_message_size: int = 1 << 20,
+        max_unsent_bytes: int = DEFAULT_MAX_UNSENT_BYTES,
+        log: Optional[Logger] = None,
+        account_id: str = "",
     ) -> None:
         super().__init__(url=url, reactor=reactor)
         self.on_open = on_open
         self.on_failed = on_failed
-        _configure(self, reactor, ping_interval, ping_timeout, max_message_size)
+        _configure(self, reactor, ping_interval, ping_timeout, max_message_size, max_unsent_bytes, log,
+                   account_id)
         # never wait on Autobahn's global-reactor timer for the server to drop TCP:
         # close_connection() closes it itself
         self.setProtocolOptions(serverConnectionDropTimeout=0)

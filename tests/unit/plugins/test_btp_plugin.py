@@ -132,6 +132,8 @@ def test_provides_ledger_plugin_interface():
     ({"server": "btp+ws://a:t@host:1", "btpToken": "t"}, "accounts.a.options.server"),
     ({"server": "btp+ws://host:1", "responseTimeout": -1}, "accounts.a.options.responseTimeout"),
     ({"server": "btp+ws://host:1", "reconnectIntervals": []}, "accounts.a.options.reconnectIntervals"),
+    ({"server": "btp+ws://host:1", "maxUnsentBytes": -1}, "accounts.a.options.maxUnsentBytes"),
+    ({"server": "btp+ws://host:1", "maxUnsentBytes": "4MB"}, "accounts.a.options.maxUnsentBytes"),
 ])
 def test_bad_options_raise_config_error_naming_the_key(options, key):
     """Invalid options stop construction with a ConfigError naming the key."""
@@ -147,6 +149,16 @@ def test_option_defaults_follow_the_reference():
     assert o.response_timeout == 35.0
     assert o.reconnect_intervals == (0, 0.1, 0.5, 1.0, 2.0, 5.0) and o.reconnect_clear_try_timeout == 10.0
     assert (o.ping_interval, o.ping_timeout) == (10.0, 10.0)
+
+
+def test_max_unsent_bytes_defaults_to_4_mib_and_reaches_the_listener():
+    """maxUnsentBytes (default 4 MiB) is the WebSocket factory's cap for stuck peers, logged under the account."""
+    assert parse_options({"listener": {"port": 0, "secret": "s"}}).max_unsent_bytes == 4 << 20
+    reactor = MemoryReactorClock()
+    plugin = BtpPlugin({**SERVER_OPTIONS, "maxUnsentBytes": 12345}, account_id="a", reactor=reactor)
+    plugin.connect()
+    factory = reactor.tcpServers[0][1]
+    assert (factory.max_unsent_bytes, factory.account_id) == (12345, "a")
 
 
 def test_server_url_is_taken_apart():

@@ -144,3 +144,14 @@ def test_connection_lost_before_open_reports_failure():
     client_proto.connectionLost(Failure(ConnectionLost("handshake failed")))
     assert client.sessions == [] and len(client.failed) == 1
     assert client.failed[0].check(ConnectionLost)
+
+
+def test_client_close_while_paused_unregisters_the_producer_so_tcp_closes():
+    """A paused client's close_connection unregisters its producer first (Twisted would not close otherwise)."""
+    reactor, server, client, pump = linked()
+    pump.flush()
+    proto = client.sessions[0].protocol
+    assert pump.clientIO.producer is proto
+    proto.pauseProducing()
+    proto.close_connection()
+    assert pump.clientIO.producer is None and pump.clientIO.disconnecting
