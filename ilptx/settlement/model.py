@@ -177,50 +177,51 @@ def apply_prepare(log: str, sums: TransferLogSums, existing: Optional[Transfer],
     return replace(sums, outgoing_fulfilled_and_prepared=total)
 
 
-def _existing(log: str, transfer_id: str, existing: Optional[Transfer]) -> Transfer:
+# the state a transfer moves to -> (the verb, the final state it cannot leave and its error,
+# the sum it moves for an incoming / an outgoing transfer, the sign of the move)
+_FINISH = {
+    FULFILLED: ("fulfill", CANCELLED, TransferAlreadyCancelledError,
+                ("incoming_fulfilled", "outgoing_fulfilled"), 1),
+    CANCELLED: ("cancel", FULFILLED, TransferAlreadyFulfilledError,
+                ("incoming_fulfilled_and_prepared", "outgoing_fulfilled_and_prepared"), -1),
+}
+
+
+def _apply_finish(log: str, sums: TransferLogSums, existing: Optional[Transfer], transfer_id: str,
+                  state: str, fulfillment: Optional[str]) -> Optional[tuple[TransferLogSums, Transfer]]:
     if existing is None:
         raise TransferNotFoundError(f"transfer log {log}: no transfer {transfer_id}")
-    return existing
+    if existing.state == state:
+        return None
+    verb, final, error, fields, sign = _FINISH[state]
+    if existing.state == final:
+        raise error(f"transfer log {log}: {transfer_id} is {final}, cannot {verb} it")
+    field = fields[0] if existing.incoming else fields[1]
+    sums = replace(sums, **{field: getattr(sums, field) + sign * existing.amount})
+    return sums, replace(existing, state=state, fulfillment=fulfillment)
 
 
 def apply_fulfill(log: str, sums: TransferLogSums, existing: Optional[Transfer],
                   transfer_id: str, fulfillment: str) -> Optional[tuple[TransferLogSums, Transfer]]:
-    """The sums and transfer after fulfilling ``transfer_id``.
+    """The sums and transfer after fulfilling ``transfer_id`` (``existing``: the log's transfer
+    with that id): IF or OF grows by its amount.
 
     :returns: ``(sums, transfer)``, or ``None`` when it is already fulfilled (idempotent).
     :raises TransferNotFoundError: no such transfer.
     :raises TransferAlreadyCancelledError: it was cancelled.
     """
-    transfer = _existing(log, transfer_id, existing)
-    if transfer.state == FULFILLED:
-        return None
-    if transfer.state == CANCELLED:
-        raise TransferAlreadyCancelledError(f"transfer log {log}: {transfer_id} is cancelled, cannot fulfill it")
-    if transfer.incoming:
-        sums = replace(sums, incoming_fulfilled=sums.incoming_fulfilled + transfer.amount)
-    else:
-        sums = replace(sums, outgoing_fulfilled=sums.outgoing_fulfilled + transfer.amount)
-    return sums, replace(transfer, state=FULFILLED, fulfillment=fulfillment)
+    return _apply_finish(log, sums, existing, transfer_id, FULFILLED, fulfillment)
 
 
 def apply_cancel(log: str, sums: TransferLogSums, existing: Optional[Transfer],
                  transfer_id: str) -> Optional[tuple[TransferLogSums, Transfer]]:
-    """The sums and transfer after cancelling ``transfer_id``.
+    """The sums and transfer after cancelling ``transfer_id``: IFP or OFP shrinks by its amount.
 
     :returns: ``(sums, transfer)``, or ``None`` when it is already cancelled (idempotent).
     :raises TransferNotFoundError: no such transfer.
     :raises TransferAlreadyFulfilledError: it was fulfilled.
     """
-    transfer = _existing(log, transfer_id, existing)
-    if transfer.state == CANCELLED:
-        return None
-    if transfer.state == FULFILLED:
-        raise TransferAlreadyFulfilledError(f"transfer log {log}: {transfer_id} is fulfilled, cannot cancel it")
-    if transfer.incoming:
-        sums = replace(sums, incoming_fulfilled_and_prepared=sums.incoming_fulfilled_and_prepared - transfer.amount)
-    else:
-        sums = replace(sums, outgoing_fulfilled_and_prepared=sums.outgoing_fulfilled_and_prepared - transfer.amount)
-    return sums, replace(transfer, state=CANCELLED)
+    return _apply_finish(log, sums, existing, transfer_id, CANCELLED, None)
 
 
 def apply_set_if_max(current: MaxEntry, value: int, data: Optional[str]) -> tuple[Optional[MaxEntry], MaxEntry]:
