@@ -241,6 +241,13 @@ def _optional_text(value: Optional[int]) -> Optional[str]:
     return None if value is None else str(value)
 
 
+def _sums(values) -> TransferLogSums:
+    """The sums from six texts (IF, IFP, OF, OFP, maximum, minimum; ``None``/``''``: 0 or no limit)."""
+    incoming, incoming_all, outgoing, outgoing_all, maximum, minimum = values
+    return TransferLogSums(int(incoming or 0), int(incoming_all or 0), int(outgoing or 0), int(outgoing_all or 0),
+                           _optional_int(maximum or None), _optional_int(minimum or None))
+
+
 def _transfer_row(row: tuple) -> Transfer:
     transfer_id, incoming, amount, data, state, fulfillment = row
     return Transfer(transfer_id, bool(incoming), int(amount), data, state, fulfillment)
@@ -258,9 +265,7 @@ class _SqliteRows:
     def sums(self, log: str) -> TransferLogSums:
         row = self._one("SELECT incoming_fulfilled, incoming_fulfilled_and_prepared, outgoing_fulfilled, "
                         "outgoing_fulfilled_and_prepared, maximum, minimum FROM settlement_logs WHERE log = ?", (log,))
-        if row is None:
-            return _NO_SUMS
-        return TransferLogSums(*(int(v) for v in row[:4]), _optional_int(row[4]), _optional_int(row[5]))
+        return _NO_SUMS if row is None else _sums(row)
 
     def put_sums(self, log: str, s: TransferLogSums) -> None:
         self.conn.execute("INSERT OR REPLACE INTO settlement_logs VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -441,11 +446,6 @@ def _max_from_json(raw: Optional[str]) -> MaxEntry:
         return _NO_MAX
     entry = json.loads(raw)
     return MaxEntry(int(entry["v"]), entry["d"])
-
-
-def _sums(values: list) -> TransferLogSums:
-    return TransferLogSums(*(int(v or 0) for v in values[:4]), _optional_int(values[4] or None),
-                           _optional_int(values[5] or None))
 
 
 class _Disagreement(RuntimeError):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import functools
 from typing import Optional
 
-from twisted.internet.defer import Deferred, maybeDeferred
+from twisted.internet.defer import Deferred, maybeDeferred, succeed
 from zope.interface import implementer
 
 from ilptx.settlement.interfaces import IMaxValueTracker, ISettlementState, ITransferLog
@@ -160,11 +160,11 @@ class ScaleConverter:
         check_amount("amount", amount)
         digits = self.from_scale - self.to_scale
         if digits <= 0:
-            return (amount * 10 ** -digits, 0)
+            return succeed((amount * 10 ** -digits, 0))
         return self._state.divide_with_leftover(self._store_key, amount, digits)
 
     def leftover(self) -> Deferred:
         """:returns: ``Deferred[int]``: the leftover carried, in ``from_scale`` units."""
         if self.from_scale <= self.to_scale:
-            return maybeDeferred(int)
+            return succeed(0)
         return self._state.get_leftover(self._store_key)

@@ -98,6 +98,20 @@ def test_fulfill_moves_into_fulfilled(log):
 
 
 @pytest_twisted.inlineCallbacks
+def test_data_and_fulfillment_are_kept_verbatim(log):
+    """Data and fulfillment (JSON, quotes, slashes, non-ASCII, empty) come back exactly, also
+    after the transfer changed state; a replay with the same data is recognised."""
+    data = '{"claim": "0x01/02", "note": "caf\u00e9 \u2713 \\ \\"}'
+    yield log.prepare("a/b:c", 1, True, data)
+    yield log.fulfill("a/b:c", "f\u00fcl\"/")
+    assert (yield log.get("a/b:c")) == Transfer("a/b:c", True, 1, data, FULFILLED, "f\u00fcl\"/")
+    assert (yield log.prepare("a/b:c", 1, True, data)) is False
+    yield log.prepare("e", 2, False, "")
+    yield log.cancel("e")
+    assert (yield log.get("e")) == Transfer("e", False, 2, "", CANCELLED, None)
+
+
+@pytest_twisted.inlineCallbacks
 def test_cancel_releases_the_prepared_amount(log):
     """cancel takes the amount off IFP / OFP; IF / OF never saw it."""
     yield log.prepare("in", 10, True)
