@@ -38,9 +38,9 @@ def main():
     rng = random.Random(seed)
     window = defer.DeferredSemaphore(20)
     if mode == "max":
-        # this process's values: its own parity of 1..4000, shuffled
+        # this process's values: its own parity of 1..4000, rising, so that while the two
+        # overlap each call contends with the other process's latest one
         values = [v for v in range(1, 4001) if v % 2 == seed % 2]
-        rng.shuffle(values)
         best = MaxValueTracker(state, "best")
         returned = yield defer.gatherResults([window.run(best.set_if_max, v, f"{name}:{v}") for v in values])
         increase = sum(v - r.value for v, r in zip(values, returned))
@@ -79,8 +79,9 @@ def _reply_lines(reply: bytes) -> list[bytes]:
 
 
 def test_two_processes_racing_set_if_max_never_lose_the_maximum(processes, tmp_path):
-    """Two processes call set_if_max 2000 times each at once (odd vs even values): the final
-    maximum is the greatest value of either, and the increases both saw add up to it exactly."""
+    """Two processes call set_if_max 2000 times each at once (rising odd vs even values): the
+    final maximum is the greatest value of either, and the increases both saw add up to it
+    exactly (a lost or doubled update would change the sum)."""
     server = RedisServer(tmp_path / "redis").start()
     try:
         found = _race(processes, server, "race:", "max", r"increase (\d+) replaced (\d+)")
