@@ -1,19 +1,16 @@
 """Settlement state kept in the connector's store: one backend per kind of store.
 
-:func:`make_settlement_state` picks the backend for the store it is given (``store.name``):
+:func:`make_settlement_state` picks the backend for the store it is given (``store.name``); how
+each makes one operation atomic:
 
-=======  ==========================  =======================================================
-store    backend                     how one operation is atomic
-=======  ==========================  =======================================================
-memory   :class:`MemorySettlementState`  plain Python on the reactor thread (one per store
-                                     object; gone when the process exits)
-sqlite   :class:`SqliteSettlementState`  one SQLite transaction per operation, on the store's
-                                     worker thread (so ordered with its group commits), in
-                                     tables of its own (``settlement_*``)
-redis    :class:`RedisSettlementState`   one Lua script per operation (``EVALSHA``, ``EVAL`` after
-                                     ``NOSCRIPT``), on keys of its own under the store's prefix;
-                                     atomic across every process sharing the Redis
-=======  ==========================  =======================================================
+* ``memory`` → :class:`MemorySettlementState`: plain Python on the reactor thread (one state per
+  store object; gone when the process exits).
+* ``sqlite`` → :class:`SqliteSettlementState`: one SQLite transaction per operation, on the
+  store's worker thread (so ordered with its group commits), in tables of its own
+  (:data:`SQLITE_SCHEMA`, ``settlement_*``).
+* ``redis`` → :class:`RedisSettlementState`: one Lua script per operation (``EVALSHA``; ``EVAL``
+  after ``NOSCRIPT``), on keys of its own under the store's prefix; atomic across every process
+  sharing the Redis.
 
 The memory and SQLite backends run the rules of :mod:`ilptx.settlement.model` once each
 (``_do_*`` below) over a row accessor; the Redis scripts implement the same rules in Lua, and

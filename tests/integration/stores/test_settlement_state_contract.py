@@ -487,3 +487,21 @@ def test_closed_store_fails_cleanly(durable_stores):
     yield store.close()
     with pytest.raises(Exception, match="not open"):
         yield TransferLog(state, "peer").prepare("a", 1, True)
+
+
+@pytest_twisted.inlineCallbacks
+def test_redis_scripts_come_back_after_script_flush(redis_server):
+    """After SCRIPT FLUSH (as after a Redis restart) the Redis state's operations still run (EVAL)."""
+    from ilptx.stores.redis import RedisStore
+
+    store = RedisStore(port=redis_server.port, prefix="flush:")
+    yield store.open()
+    try:
+        state = make_settlement_state(store)
+        yield state.open()
+        assert redis_server.command("SCRIPT", "FLUSH").startswith(b"+OK")
+        assert (yield TransferLog(state, "peer").prepare("a", 1, True)) is True
+        assert (yield MaxValueTracker(state, "best").set_if_max(3, None)) == (0, None)
+        assert (yield TransferLog(state, "peer").get_sums()) == S(incoming_fulfilled_and_prepared=1)
+    finally:
+        yield store.close()
