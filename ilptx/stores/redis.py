@@ -635,3 +635,12 @@ class RedisStore:
         """See :meth:`ilptx.interfaces.IStore.keys` (``HKEYS`` filtered here, sorted)."""
         return self._redis.execute_command("HKEYS", self._kv).addCallback(
             lambda keys: sorted(k for k in keys if k.startswith(prefix)))
+
+    # --- for ilptx.settlement ----------------------------------------------------------------
+
+    @property
+    def client(self):
+        """The ``txredisapi`` connection while the store is open (``None`` before :meth:`open`
+        and after :meth:`close`), for state kept under :attr:`prefix` in keys of its own
+        (:class:`ilptx.settlement.state.RedisSettlementState`); never for the store's keys."""
+        return self._redis

@@ -649,3 +649,18 @@ class SqliteStore:
     def keys(self, prefix: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.keys` (from memory, sorted)."""
         return succeed(sorted(k for k in self._data if k.startswith(prefix)))
+
+    # --- for ilptx.settlement ----------------------------------------------------------------
+
+    def run_with_connection(self, f: Callable, *args: Any) -> Deferred:
+        """Run ``f(connection, *args)`` on the store's worker thread, between its own group
+        commits (one thread: never during one), for state kept in tables of its own
+        (:class:`ilptx.settlement.state.SqliteSettlementState`; the mirror never sees them).
+        ``f`` must leave no transaction open.
+
+        :returns: ``Deferred`` with ``f``'s result (or its exception), fired on the reactor
+            thread; errbacks with :class:`StoreClosedError` when the store is not open.
+        """
+        if not self._open:
+            return self._closed()
+        return self._executor.run(lambda: f(self._db.conn, *args))

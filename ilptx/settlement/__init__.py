@@ -1,0 +1,32 @@
+"""The payment-channel framework shared by settling ledger plugins (in progress, issue 9).
+
+Built after ``ilp-plugin-payment-channel-framework`` 1.3.5 (its design, not its LPI1 wire
+format). What exists now is the state a settling plugin keeps, in the connector's store
+(``memory``, ``sqlite`` or ``redis``), atomic per operation and across processes on Redis:
+
+* :class:`TransferLog`: transfers prepared / fulfilled / cancelled, incoming and outgoing,
+  the four sums and a maximum / minimum checked on prepare; idempotent by transfer id;
+* :class:`MaxValueTracker`: the best entry seen (e.g. the best incoming claim);
+* :class:`ScaleConverter` and :func:`convert_scale`: scale conversion that keeps its leftover.
+
+Start with ``state = make_settlement_state(store)`` (after ``store.open()``), then
+``yield state.open()``. This package is not :mod:`ilptx.core.settlement` (the connector's
+settlement outbox).
+"""
+
+from ilptx.settlement.interfaces import IMaxValueTracker, ISettlementState, ITransferLog
+from ilptx.settlement.model import (
+    CANCELLED, FULFILLED, PREPARED, SCALE_DROPS, SCALE_GWEI, SCALE_MSAT, SCALE_SAT, SCALE_WEI,
+    DuplicateTransferError, MaxEntry, SettlementStateError, Transfer, TransferAlreadyCancelledError,
+    TransferAlreadyFulfilledError, TransferLimitError, TransferLogSums, TransferNotFoundError, convert_scale,
+)
+from ilptx.settlement.state import make_settlement_state
+from ilptx.settlement.tracking import MaxValueTracker, ScaleConverter, TransferLog
+
+__all__ = [
+    "ITransferLog", "IMaxValueTracker", "ISettlementState", "TransferLog", "MaxValueTracker", "ScaleConverter",
+    "make_settlement_state", "convert_scale", "Transfer", "TransferLogSums", "MaxEntry",
+    "PREPARED", "FULFILLED", "CANCELLED", "SCALE_WEI", "SCALE_GWEI", "SCALE_DROPS", "SCALE_SAT", "SCALE_MSAT",
+    "SettlementStateError", "DuplicateTransferError", "TransferLimitError", "TransferNotFoundError",
+    "TransferAlreadyFulfilledError", "TransferAlreadyCancelledError",
+]
