@@ -159,3 +159,22 @@ def test_balance_gauge_starts_from_the_stored_balances():
                                 stats=stats, custom_middleware_factories={})
     connector.startService()
     assert stats.balances == {"alice": -42}
+
+
+def test_runtime_peer_exchanges_routes_until_removed():
+    """A peer added at run time joins CCP route exchange once its plugin connects, and leaves it when removed."""
+    from ilptx.node import runtime_account_config
+
+    connector, factory, _ = build()
+    connector.startService()
+    manager = connector.switch.route_manager
+    added = []
+    connector.add_account(runtime_account_config(
+        "carol", {"relation": "peer", "plugin": "mem", "assetCode": "USD", "assetScale": 9}, "test.node")
+    ).addCallback(added.append)
+    assert [a.id for a in added] == ["carol"]
+    assert "carol" not in manager.senders  # its counterparty has not connected yet
+    factory.clients["carol"].connect()
+    assert "carol" in manager.senders and "carol" in manager.receivers
+    connector.remove_account("carol")
+    assert "carol" not in manager.senders and "carol" not in manager.receivers
