@@ -87,7 +87,8 @@ class IEthereumLedger(Interface):
         """Stop the thread pool (joins its threads)."""
 
     def open_channel(channel_id: str, receiver: str, settling_period: int, value_wei: int) -> Deferred:
-        """``open``: a channel from us to ``receiver`` holding ``value_wei``, dispute period ``settling_period`` blocks."""
+        """``open``: a channel from us to ``receiver`` holding ``value_wei``, disputable for ``settling_period``
+        blocks."""
 
     def deposit(channel_id: str, value_wei: int) -> Deferred:
         """``deposit``: add ``value_wei`` to our channel."""
@@ -176,6 +177,7 @@ class Web3Ledger:
         try:
             return f(*args)
         except (requests.ConnectionError, requests.Timeout, TimeExhausted) as exc:
+            # a receipt timeout leaves the transaction's outcome open: it may still be mined
             raise LedgerUnavailableError(f"Ethereum node unavailable: {exc}") from exc
 
     # -- reads -------------------------------------------------------------------------------
@@ -203,23 +205,29 @@ class Web3Ledger:
     # -- transactions ------------------------------------------------------------------------
 
     def open_channel(self, channel_id: str, receiver: str, settling_period: int, value_wei: int) -> Deferred:
-        return self._transact("open", value_wei, check_channel_id(channel_id),
-                              self._w3.to_checksum_address(receiver), settling_period)
+        return self._transact("open", value_wei, lambda: (
+            check_channel_id(channel_id), self._w3.to_checksum_address(receiver), settling_period))
 
     def deposit(self, channel_id: str, value_wei: int) -> Deferred:
-        return self._transact("deposit", value_wei, check_channel_id(channel_id))
+        return self._transact("deposit", value_wei, lambda: (check_channel_id(channel_id),))
 
     def claim(self, channel_id: str, value_wei: int, signature: str) -> Deferred:
-        return self._transact("claim", 0, check_channel_id(channel_id), value_wei,
-                              bytes.fromhex(signature.removeprefix("0x")))
+        return self._transact("claim", 0, lambda: (
+            check_channel_id(channel_id), value_wei, bytes.fromhex(signature.removeprefix("0x"))))
 
     def start_settling(self, channel_id: str) -> Deferred:
-        return self._transact("startSettling", 0, check_channel_id(channel_id))
+        return self._transact("startSettling", 0, lambda: (check_channel_id(channel_id),))
 
     def settle(self, channel_id: str) -> Deferred:
-        return self._transact("settle", 0, check_channel_id(channel_id))
+        return self._transact("settle", 0, lambda: (check_channel_id(channel_id),))
 
-    def _transact(self, method: str, value_wei: int, *args: Any) -> Deferred:
+    def _transact(self, method: str, value_wei: int, make_args: Callable[[], tuple]) -> Deferred:
+        """Check the arguments here (a bad channel id, address or hex fails the Deferred with
+        ``ValueError`` before anything is sent), then send the transaction on the pool."""
+        try:
+            args = make_args()
+        except (ValueError, TypeError) as exc:
+            return fail(ValueError(f"{method}: {exc}"))
         return self._defer(self._send, method, value_wei, args)
 
     def _send(self, method: str, value_wei: int, args: tuple) -> TxResult:

@@ -164,7 +164,8 @@ def check_incoming_claim(
             f"claim is for contract {claim.contract_address}, we use {contract_address} (another contract or network)")
     if token_contract is not None:
         if not _same(channel.token_contract, token_contract):
-            raise WrongTokenError(f"channel {claim.channel_id} is for token {channel.token_contract}, not {token_contract}")
+            raise WrongTokenError(
+                f"channel {claim.channel_id} is for token {channel.token_contract}, not {token_contract}")
         if not _same(claim.token_contract, token_contract):
             raise WrongTokenError(f"claim is for token {claim.token_contract}, not {token_contract}")
     elif claim.token_contract is not None:

@@ -34,7 +34,8 @@ CONTRACT_JSON = JS_DIR / "node_modules" / "ilp-plugin-ethereum" / "build" / "abi
 def _need(tool: str) -> str:
     path = shutil.which(tool)
     if path is None:
-        pytest.fail(f"{tool} is not on PATH: the ilptx-ethereum tests need Node.js and npm (apt-get install nodejs npm)")
+        pytest.fail(f"{tool} is not on PATH: the ilptx-ethereum tests need Node.js and npm "
+                    "(apt-get install nodejs npm)")
     return path
 
 

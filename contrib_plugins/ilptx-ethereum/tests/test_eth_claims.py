@@ -101,7 +101,7 @@ def test_v_00_01_accepted_like_the_contract():
     (None, "130 hex digits"),
 ])
 def test_malformed_signature_rejected(sig, words):
-    """A signature of the wrong length, not hex, with v outside 1b/1c/00/01, or r = s = 0 raises InvalidSignatureError."""
+    """A signature of wrong length, not hex, v outside 1b/1c/00/01, or r = s = 0 raises InvalidSignatureError."""
     with pytest.raises(InvalidSignatureError, match=words):
         recover_signer(Claim(CHANNEL, sig, 1, CONTRACT))
 

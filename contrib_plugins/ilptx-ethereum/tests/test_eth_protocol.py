@@ -59,7 +59,7 @@ def test_deposit_and_close_messages():
 
 
 def test_select_follows_js_handle_data_order():
-    """select picks info, then channelDeposit, then requestClose, then machinomy, whatever their order in the message."""
+    """select picks info, then channelDeposit, then requestClose, then machinomy, whatever their order in a message."""
     claim = _entry(GOOD)
     close = protocol.encode_request_close()
     deposit = protocol.encode_channel_deposit()
