@@ -21,7 +21,38 @@ uint256 value)``, ``DidDeposit(bytes32 indexed channelId, uint256 deposit)``, ``
 
 from __future__ import annotations
 
-__all__ = ["UNIDIRECTIONAL_ABI"]
+__all__ = ["UNIDIRECTIONAL_ABI", "KNOWN_CONTRACTS", "resolve_contract_address"]
+
+#: The ``Unidirectional`` deployments ``ilp-plugin-ethereum`` 3.0.0-beta.20 has built in
+#: (``src/utils/channel.ts`` ``UNIDIRECTIONAL_METADATA``), by chain id: Ropsten, Rinkeby, Kovan
+#: use this ABI. Mainnet (1, ``0x08e4f70109ccc5135f50cc359d24cb7686247df4``) uses another one
+#: (``uint32 settlingPeriod``, so other function selectors) and is not supported here yet.
+KNOWN_CONTRACTS = {
+    3: "0x8ffdea290f4dcdc553841a432e56aa26c91ab777",
+    4: "0x71ed284ea8e26e14b8f2d9b98ce4eff5a1f25120",
+    42: "0x481029bf134710832f5b9debdd10275fb7816f59",
+}
+_MAINNET = 1
+
+
+def resolve_contract_address(chain_id: int, configured: str | None) -> str:
+    """The contract to use on ``chain_id``, as the JS plugin's ``getContract`` picks it: the built-in
+    deployment on chains 3, 4 and 42 (even when ``contractAddress`` is configured), else the
+    configured ``contractAddress``.
+
+    :raises ValueError: mainnet (its contract has another ABI: not supported yet), or another
+        chain without ``contractAddress`` ("Machinomy is not supported on the current Ethereum
+        chain", as the JS plugin says).
+    """
+    if chain_id == _MAINNET:
+        raise ValueError("chain 1 (mainnet) is not supported yet: its Unidirectional contract has another ABI "
+                         "(uint32 settlingPeriod)")
+    if chain_id in KNOWN_CONTRACTS:
+        return KNOWN_CONTRACTS[chain_id]
+    if not configured:
+        raise ValueError(f"contractAddress: Machinomy is not supported on Ethereum chain {chain_id} "
+                         "without a configured contract address")
+    return configured
 
 
 def _params(spec: str, indexed: bool = False) -> list[dict]:

@@ -116,6 +116,13 @@ class IEthereumLedger(Interface):
     def gas_price() -> Deferred:
         """Fires with the node's gas price (``int`` wei per gas)."""
 
+    def chain_id() -> Deferred:
+        """Fires with the chain id (``int``, ``eth_chainId``; used for EIP-155 signatures)."""
+
+    def contract_deployed() -> Deferred:
+        """Fires with ``True`` when there is code at :attr:`contract_address` (a wrong address or
+        chain gives ``False``)."""
+
 
 @implementer(IEthereumLedger)
 class Web3Ledger:
@@ -201,6 +208,12 @@ class Web3Ledger:
 
     def gas_price(self) -> Deferred:
         return self._defer(lambda: self._w3.eth.gas_price)
+
+    def chain_id(self) -> Deferred:
+        return self._defer(lambda: self._w3.eth.chain_id)
+
+    def contract_deployed(self) -> Deferred:
+        return self._defer(lambda: len(self._w3.eth.get_code(self.contract_address)) > 0)
 
     # -- transactions ------------------------------------------------------------------------
 

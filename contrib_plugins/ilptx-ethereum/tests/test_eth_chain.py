@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import threading
 
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
+from twisted.internet.threads import deferToThread
 
 from ilptx_ethereum import checks
-from ilptx_ethereum.abi import UNIDIRECTIONAL_ABI
 from ilptx_ethereum.chain import LedgerError, LedgerUnavailableError, TransactionFailedError, Web3Ledger
 from ilptx_ethereum.claims import make_claim, payment_digest
 from ilptx_ethereum.model import ChannelSnapshot
@@ -36,6 +35,11 @@ def parties(ganache):
         c.stop()
 
 
+def _in_thread(f):
+    """Run a blocking web3 call (of the test itself) off the reactor thread."""
+    return deferToThread(f)
+
+
 def _balance(ganache, address: str) -> int:
     """The wei balance straight from the node's JSON-RPC (not through Web3Ledger)."""
     return int(ganache.rpc("eth_getBalance", [address, "latest"]), 16)
@@ -46,23 +50,6 @@ def _check(claim, channel: ChannelSnapshot, receiver: Web3Ledger, **kw):
                 min_dispute_period=SETTLING_PERIOD)
     args.update(kw)
     return checks.check_incoming_claim(claim, channel, **args)
-
-
-def test_abi_matches_js_package(js_modules):
-    """Every function and event of our hand-written ABI is in ilp-plugin-ethereum's testnet ABI, with the same types."""
-    js_json = js_modules.modules / "ilp-plugin-ethereum/build/abi/Unidirectional-testnet.json"
-    js_abi = json.loads(js_json.read_text())["abi"]
-
-    def shape(e):
-        inputs = tuple((i["type"], i.get("indexed", False)) for i in e.get("inputs", []))
-        outputs = tuple(o["type"] for o in e.get("outputs", []))
-        return e["type"], e["name"], inputs, outputs, e.get("stateMutability")
-
-    js_shapes = {shape(e) for e in js_abi}
-    ours = [shape(e) for e in UNIDIRECTIONAL_ABI]
-    assert [s for s in ours if s not in js_shapes] == []
-    assert {s[1] for s in ours} >= {"open", "deposit", "claim", "startSettling", "settle", "channels",
-                                    "DidOpen", "DidDeposit", "DidClaim", "DidStartSettling", "DidSettle"}
 
 
 @pytest_twisted.inlineCallbacks
@@ -87,7 +74,7 @@ def test_open_deposit_claim_moves_exactly_the_claimed_wei(ganache, parties):
         best, leftover = (cid, credit.best_value), credit.leftover_wei
         credited_gwei += credit.amount_gwei
     assert credited_gwei * GWEI + leftover == total
-    onchain_digest = yield reactor_call(receiver._contract.functions.paymentDigest(bytes.fromhex(cid[2:]), total).call)
+    onchain_digest = yield _in_thread(receiver._contract.functions.paymentDigest(bytes.fromhex(cid[2:]), total).call)
     assert onchain_digest == payment_digest(ganache.contract_address, cid, total)
 
     claimed = yield receiver.claim(cid, total, claim.signature)
@@ -98,12 +85,6 @@ def test_open_deposit_claim_moves_exactly_the_claimed_wei(ganache, parties):
     assert before[sender.address] - after[sender.address] == total + opened.fee_wei + deposited.fee_wei
     assert after[ganache.contract_address] == before[ganache.contract_address]
     assert claimed.fee_wei == claimed.gas_used * claimed.effective_gas_price > 0
-
-
-def reactor_call(f):
-    """Run a blocking web3 call in a thread (as the client does)."""
-    from twisted.internet.threads import deferToThread
-    return deferToThread(f)
 
 
 @pytest_twisted.inlineCallbacks
@@ -169,11 +150,19 @@ def test_start_settling_then_settle_after_the_period(ganache, parties):
 
 @pytest_twisted.inlineCallbacks
 def test_reads_match_the_node(ganache, parties):
-    """balance, block_number and gas_price report what the node's JSON-RPC reports."""
+    """balance, block_number, gas_price, chain_id report what the node says; contract_deployed sees code or none."""
     sender = parties[0]
     assert (yield sender.balance(sender.address)) == _balance(ganache, sender.address)
     assert (yield sender.block_number()) == int(ganache.rpc("eth_blockNumber", []), 16)
     assert (yield sender.gas_price()) == int(ganache.rpc("eth_gasPrice", []), 16)
+    assert (yield sender.chain_id()) == 1337
+    assert (yield sender.contract_deployed()) is True
+    elsewhere = Web3Ledger(ganache.url, ganache.keys[1], sender.address, reactor=reactor)
+    elsewhere.start()
+    try:
+        assert (yield elsewhere.contract_deployed()) is False
+    finally:
+        elsewhere.stop()
 
 
 @pytest_twisted.inlineCallbacks

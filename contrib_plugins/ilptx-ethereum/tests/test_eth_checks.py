@@ -170,3 +170,4 @@ def test_errors_are_distinct_invalid_claim_errors():
     assert len(set(classes)) == 11
     assert all(issubclass(c, checks.InvalidClaimError) and issubclass(c, ValueError) for c in classes)
     assert [c for c in classes if c.retryable] == [checks.ChannelNotFoundError, checks.ValueAboveChannelError]
+
