@@ -41,8 +41,9 @@ class LedgerError(Exception):
 
 
 class TransactionFailedError(LedgerError):
-    """The contract refused the transaction: its gas estimate reverted (nothing was sent), or it
-    was mined with ``status`` 0 (its gas is spent). The message names the call."""
+    """The transaction did not succeed: the contract's gas estimate reverted or the node refused
+    it, e.g. for lack of ether (nothing was sent), or it was mined with ``status`` 0 (its gas is
+    spent). The message names the call."""
 
 
 class LedgerUnavailableError(LedgerError):
@@ -244,7 +245,7 @@ class Web3Ledger:
         return self._defer(self._send, method, value_wei, args)
 
     def _send(self, method: str, value_wei: int, args: tuple) -> TxResult:
-        from web3.exceptions import ContractLogicError
+        from web3.exceptions import ContractLogicError, Web3RPCError
 
         eth = self._w3.eth
         with self._tx_lock:
@@ -258,8 +259,13 @@ class Web3Ledger:
                 })
             except ContractLogicError as exc:
                 raise TransactionFailedError(f"{method} would revert (nothing sent): {exc}") from None
+            except Web3RPCError as exc:  # e.g. not enough ether for value + gas
+                raise TransactionFailedError(f"{method} refused by the node (nothing sent): {exc}") from None
             signed = self._account.sign_transaction(tx)
-            tx_hash = eth.send_raw_transaction(signed.raw_transaction)
+            try:
+                tx_hash = eth.send_raw_transaction(signed.raw_transaction)
+            except Web3RPCError as exc:
+                raise TransactionFailedError(f"{method} refused by the node (nothing sent): {exc}") from None
             receipt = eth.wait_for_transaction_receipt(tx_hash, timeout=self._receipt_timeout,
                                                        poll_latency=self._poll_latency)
         if receipt["status"] != 1:

@@ -222,3 +222,13 @@ def test_bad_arguments_fail_before_sending(ganache, parties):
     with pytest.raises(ValueError, match="claim: "):
         yield receiver.claim(_new_channel_id(), 1, "0xzz")
     assert int(ganache.rpc("eth_getTransactionCount", [sender.address, "latest"]), 16) == nonce
+
+
+@pytest_twisted.inlineCallbacks
+def test_open_above_balance_refused_by_node(ganache, parties):
+    """Opening a channel with more ether than the account has fails with TransactionFailedError; the balance stays."""
+    sender, receiver, _ = parties
+    before = _balance(ganache, sender.address)
+    with pytest.raises(TransactionFailedError, match="open refused by the node"):
+        yield sender.open_channel(_new_channel_id(), receiver.address, SETTLING_PERIOD, before + 1)
+    assert _balance(ganache, sender.address) == before
