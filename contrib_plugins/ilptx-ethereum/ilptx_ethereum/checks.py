@@ -25,7 +25,7 @@ from ilptx_ethereum.claims import InvalidSignatureError, recover_signer
 from ilptx_ethereum.model import ChannelSnapshot, Claim
 
 __all__ = [
-    "InvalidClaimError", "ChannelNotFoundError", "ChannelClosedError", "NotReceiverError",
+    "InvalidClaimError", "NegativeValueError", "ChannelNotFoundError", "ChannelClosedError", "NotReceiverError",
     "DisputePeriodTooShortError", "WrongChannelError", "WrongContractError", "WrongTokenError",
     "SignerNotSenderError", "ValueAboveChannelError", "ChannelLinkedElsewhereError", "ClaimNotIncreasedError",
     "IncomingCredit", "check_incoming_claim",
@@ -37,6 +37,10 @@ class InvalidClaimError(ValueError):
     snapshot could make it pass."""
 
     retryable = False
+
+
+class NegativeValueError(InvalidClaimError):
+    """The claim's value is below 0 (the decoder refuses that already; checked again as the JS does)."""
 
 
 class ChannelNotFoundError(InvalidClaimError):
@@ -158,7 +162,7 @@ def check_incoming_claim(
             raise WrongChannelError(
                 f"claim is for channel {claim.channel_id}, but account {account} is linked to channel {previous[0]}")
     if claim.value < 0:
-        raise InvalidClaimError(f"claim value is negative: {claim.value}")
+        raise NegativeValueError(f"claim value is negative: {claim.value} wei")
     if not _same(claim.contract_address, contract_address):
         raise WrongContractError(
             f"claim is for contract {claim.contract_address}, we use {contract_address} (another contract or network)")

@@ -95,6 +95,12 @@ def test_wrong_channel_for_linked_account():
         _check(_claim(5, channel=other), channel=replace(CH, channel_id=other), previous=(CHANNEL, 1))
 
 
+def test_negative_value():
+    """A claim with a negative value fails with NegativeValueError (after the channel checks, as in the JS)."""
+    with pytest.raises(checks.NegativeValueError, match="negative: -1 wei"):
+        _check(Claim(CHANNEL, _claim(0).signature, -1, CONTRACT))
+
+
 def test_wrong_contract():
     """A claim for another contract fails with WrongContractError."""
     with pytest.raises(checks.WrongContractError, match="another contract"):
@@ -163,11 +169,12 @@ def test_equal_or_lower_total_rejected(value):
 
 def test_errors_are_distinct_invalid_claim_errors():
     """Every check failure is its own subclass of InvalidClaimError (a ValueError)."""
-    classes = [checks.ChannelNotFoundError, checks.ChannelClosedError, checks.NotReceiverError,
+    classes = [checks.NegativeValueError, checks.ChannelNotFoundError, checks.ChannelClosedError,
+               checks.NotReceiverError,
                checks.DisputePeriodTooShortError, checks.WrongChannelError, checks.WrongContractError,
                checks.WrongTokenError, checks.SignerNotSenderError, checks.ValueAboveChannelError,
                checks.ChannelLinkedElsewhereError, checks.ClaimNotIncreasedError]
-    assert len(set(classes)) == 11
+    assert len(set(classes)) == 12
     assert all(issubclass(c, checks.InvalidClaimError) and issubclass(c, ValueError) for c in classes)
     assert [c for c in classes if c.retryable] == [checks.ChannelNotFoundError, checks.ValueAboveChannelError]
 
