@@ -232,3 +232,18 @@ def test_open_above_balance_refused_by_node(ganache, parties):
     with pytest.raises(TransactionFailedError, match="open refused by the node"):
         yield sender.open_channel(_new_channel_id(), receiver.address, SETTLING_PERIOD, before + 1)
     assert _balance(ganache, sender.address) == before
+
+
+@pytest_twisted.inlineCallbacks
+def test_parallel_transactions_do_not_collide(ganache, parties):
+    """Four opens started at once from one client all succeed, each with its own nonce (one transaction at a time)."""
+    from twisted.internet.defer import gatherResults
+    sender, receiver, _ = parties
+    ids = [_new_channel_id() for _ in range(4)]
+    results = yield gatherResults([sender.open_channel(i, receiver.address, SETTLING_PERIOD, 1000 + n)
+                                   for n, i in enumerate(ids)], consumeErrors=True)
+    assert [r.events for r in results] == [("DidOpen",)] * 4
+    nonces = {int(ganache.rpc("eth_getTransactionByHash", [r.tx_hash])["nonce"], 16) for r in results}
+    assert len(nonces) == 4
+    channels = yield gatherResults([receiver.channel(i) for i in ids])
+    assert [c.value for c in channels] == [1000, 1001, 1002, 1003]
