@@ -7,6 +7,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 PY      = $(VENV)/bin/python
+# contrib_plugins/*: third-party-style ledger plugin distributions, each installed as a package
+# and tested in its own pytest run (its own rootdir and config: test module names may repeat).
+CONTRIB = $(wildcard contrib_plugins/*/)
 
 .PHONY: run test lint install install-test npm bench clean
 
@@ -19,15 +22,18 @@ install: $(PY)
 
 install-test: $(PY)
 	$(PY) -m pip install --quiet '.[test,lint]'
+	for d in $(CONTRIB); do $(PY) -m pip install --quiet "$$d" || exit 1; done
 
 npm:
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	for d in $(wildcard contrib_plugins/*/tests/js/); do (cd "$$d" && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 
 run: install
 	$(VENV)/bin/twistd --nodaemon --pidfile= ilpconnector $(if $(CONFIG),--config $(CONFIG))
 
 test: install-test npm
 	$(PY) -m pytest
+	for d in $(CONTRIB); do $(PY) -m pytest -c "$${d}pyproject.toml" --rootdir "$$d" "$${d}tests" || exit 1; done
 
 # ruff (pyflakes, pycodestyle, bugbear) over the tree; mypy on ilptx/codec, ilptx/core, ilptx/interfaces.py
 lint: install-test
