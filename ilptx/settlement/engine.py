@@ -95,6 +95,7 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ilptx.codec.btp import CONTENT_OCTET_STREAM, ProtocolDataEntry
+from ilptx.errors import PeerUnreachableError
 from ilptx.settlement.interfaces import ISettlementContext
 from ilptx.settlement.model import FULFILLED, Transfer, check_amount, convert_scale
 from ilptx.settlement.tracking import MaxValueTracker, TransferLog
@@ -218,7 +219,8 @@ class SettlementAccount:
 
         :returns: ``Deferred[None]`` once the payout is confirmed (at once if this key was
             confirmed before). Errbacks with the failure of the attempt (the payout stays
-            queued and is retried), :class:`~ilptx.settlement.model.DuplicateTransferError`
+            queued and is retried), :class:`~ilptx.errors.PeerUnreachableError` (T01) after
+            :meth:`stop` (queued for the next start), :class:`~ilptx.settlement.model.DuplicateTransferError`
             (the key was queued with another amount), ``ValueError``/``TypeError`` (amount).
         """
         try:
@@ -236,7 +238,10 @@ class SettlementAccount:
             self.log.info("account {account}: payout {key} of {amount} was already confirmed; not paid again",
                           account=self.account_id, key=payout.id, amount=payout.amount)
             return None
-        waiter = Deferred()
+        if self._stopped:
+            raise PeerUnreachableError(f"account {self.account_id}: settlement is stopped; payout {payout.id} "
+                                       "stays queued for the next start")
+        waiter: Deferred = Deferred()
         self._waiters.setdefault(payout.id, []).append(waiter)
         self.flush()
         return waiter

@@ -206,8 +206,11 @@ class ISettlementModule(Interface):
     def create_claim(total):
         """Claim-based: sign a claim for the cumulative ``total`` (``int``, ledger units, the
         account's lifetime total paid; > every total signed before), opening or funding the
-        channel first if it is too small. The framework records the claim in the store before
-        :meth:`send_claim` sends it, so a claim that was signed but not recorded was never sent.
+        channel first if it is too small. ``total`` spans every channel the account ever had: a
+        module whose new channel starts again at 0 signs ``total − base`` on it, ``base`` being
+        what earlier channels carried (kept in the store with the channel id). The framework
+        records the claim in the store before :meth:`send_claim` sends it, so a claim that was
+        signed but not recorded was never sent.
 
         :returns: ``str``: the claim as the module will send it (e.g. the JSON of the
             ``machinomy`` sub-protocol), or a ``Deferred`` of it.
@@ -277,7 +280,8 @@ class ISettlementContext(Interface):
         """
 
     def credit_claim(total, record):
-        """Claim-based: credit a verified incoming claim of cumulative ``total`` (ledger units).
+        """Claim-based: credit a verified incoming claim of cumulative ``total`` (ledger units,
+        the account's lifetime total: on a later channel add what earlier channels carried).
 
         Records the credit durably (id ``claim:<total>``, ``record`` kept with it) before
         the money handler sees ``convert(total) − convert(best total before)`` account units.

@@ -37,7 +37,7 @@ Options, besides the BTP plugin's and the module's own:
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Optional
 
 from twisted.internet.defer import Deferred, fail, inlineCallbacks, maybeDeferred, succeed
 from twisted.internet.task import LoopingCall
@@ -82,7 +82,7 @@ class SettlingPlugin(BtpPlugin):
         self.settlement = SettlementAccount(
             module, account_id=account_id, state=self._state, store=services.store, clock=services.reactor,
             log=self._log, call_peer=self._send_message, money_handler=lambda: self.money_handler)
-        self._watcher = None
+        self._watcher: Optional[LoopingCall] = None
         self._settlement_started = False
         self.add_connection_listener(self._peer_changed)
 
@@ -172,9 +172,9 @@ class SettlingPlugin(BtpPlugin):
     def _start_watcher(self) -> None:
         if not self._watch_interval or self._watcher is not None:
             return
-        self._watcher = LoopingCall(self._watch)
-        self._watcher.clock = self._reactor
-        self._watcher.start(self._watch_interval, now=False)
+        watcher = self._watcher = LoopingCall(self._watch)
+        watcher.clock = self._reactor
+        watcher.start(self._watch_interval, now=False)
 
     def _watch(self) -> Deferred:
         def failed(failure):

@@ -281,3 +281,16 @@ def test_failing_payout_stays_queued_and_is_retried_on_the_clock():
     module.create_claim = real
     world.net.settle(1)
     assert world.credited["peer"] == [250]
+
+
+def test_send_money_after_disconnect_errbacks_t01_and_stays_queued():
+    """send_money on a disconnected plugin fails at once with PeerUnreachableError (no hang); it stays queued."""
+    from ilptx.errors import PeerUnreachableError
+
+    world = World()
+    stopped = world.payer.disconnect()
+    world.net.settle()
+    result_of(stopped)
+    assert failure_of(world.pay(80, "late")).check(PeerUnreachableError)
+    info = result_of(world.payer.settlement.admin_info())
+    assert info["queuedPayouts"] == [{"key": "late", "amount": "80"}]
