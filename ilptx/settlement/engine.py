@@ -7,7 +7,8 @@ payable balance, keep the leftover of scale conversion) for a ledger *module*
 connector's store through :mod:`ilptx.settlement` (``TransferLog``, ``MaxValueTracker``).
 
 State of one account (``P`` = ``'<module name>:<account id>'``; all logs and trackers in the
-settlement state of the store)
+settlement state of the store):
+
 ======================================  =====================================================
 ``P:payouts`` transfer log              outgoing, **account units**, id = the idempotency key:
                                         prepared = queued (owed), fulfilled = confirmed
