@@ -80,6 +80,10 @@ then does not apply it again (at most once) but logs it as an error and lists it
 info (``unconfirmedCredits``) for the operator. A money handler that *fails* (the store said
 no) is retried in the process on the retry schedule.
 
+Tests: each point above is exercised with a simulated restart in
+``tests/unit/settlement/test_settling_plugin.py`` and with a real SIGKILL of a child process on
+SQLite in ``tests/integration/test_settling_crash.py``.
+
 One process serves one account's BTP link, so credits are serialised per account in the process
 (a :class:`~twisted.internet.defer.DeferredLock`); the payouts log and the trackers are atomic
 in the store on every backend.

@@ -294,3 +294,19 @@ def test_send_money_after_disconnect_errbacks_t01_and_stays_queued():
     assert failure_of(world.pay(80, "late")).check(PeerUnreachableError)
     info = result_of(world.payer.settlement.admin_info())
     assert info["queuedPayouts"] == [{"key": "late", "amount": "80"}]
+
+
+def test_factory_refuses_a_module_without_the_interface_and_a_bad_watcher_interval():
+    """A module not providing ISettlementModule, or a negative channelWatcherInterval: a ConfigError naming the key."""
+    import pytest
+
+    from ilptx.errors import ConfigError
+
+    services = plugin_services(account_id="x")
+    bad_module = settling_plugin_factory(lambda options, *, account_id, services: object())
+    with pytest.raises(ConfigError, match=r"accounts\.x\.plugin.*does not provide ISettlementModule"):
+        bad_module(dict(SETTLING_LISTENER), account_id="x", services=services)
+    factory = settling_plugin_factory(module_factory(FakeLedger()))
+    with pytest.raises(ConfigError, match=r"accounts\.x\.options\.channelWatcherInterval"):
+        factory({**SETTLING_LISTENER, "seed": SEED_A, "channelWatcherInterval": -1}, account_id="x",
+                services=services)
