@@ -157,6 +157,19 @@ class Crash:
         self.plugin.settlement.log.observer = self.events.append
         yield self.plugin.connect()
 
+    @pytest_twisted.inlineCallbacks
+    def payer_killed_at(self, kill_at: str, message: str):
+        """The payer as a child (its channel in its store) paying 300, the payee here; the payer dies at ``kill_at``."""
+        store = SqliteStore(str(self.paths["payer"]), reactor=reactor)
+        yield store.open()
+        yield store.put("ed25519-channel:payer:channel", self.channel_id)
+        yield store.close()
+        payer = self.child("payer", kill_at=kill_at, pay=[300, "k"])
+        yield wait_for_output(payer, "CONNECTED")
+        yield self.start_here("payee")
+        yield wait_for_output(payer, message)
+        yield until(lambda: payer.proc.poll() is not None, "the payer's death")
+
     def logged(self, text: str) -> bool:
         return any(text in formatEvent(event) for event in self.events)
 
@@ -234,15 +247,7 @@ def test_payee_killed_after_recording_the_credit_does_not_credit_it_again(crash)
 @pytest_twisted.inlineCallbacks
 def test_payer_killed_between_signing_a_claim_and_recording_it(crash):
     """kill -9 of the payer after signing, before recording: nothing was sent; the restart pays it exactly once."""
-    store = SqliteStore(str(crash.paths["payer"]), reactor=reactor)
-    yield store.open()
-    yield store.put("ed25519-channel:payer:channel", crash.channel_id)
-    yield store.close()
-    payer = crash.child("payer", kill_at="after-sign", pay=[300, "k"])
-    yield wait_for_output(payer, "CONNECTED")
-    yield crash.start_here("payee")
-    yield wait_for_output(payer, "KILLED after signing, before recording the claim")
-    yield until(lambda: payer.proc.poll() is not None, "the payer's death")
+    yield crash.payer_killed_at("after-sign", "KILLED after signing, before recording the claim")
     assert crash.credited == []
     again = crash.child("payer", pay=[300, "k"])
     yield until(lambda: crash.credited == [300])
@@ -256,15 +261,7 @@ def test_payer_killed_between_signing_a_claim_and_recording_it(crash):
 @pytest_twisted.inlineCallbacks
 def test_payer_killed_after_the_ack_before_confirming_pays_once(crash):
     """kill -9 of the payer after the payee acknowledged the claim: the restart re-sends it, credited only once."""
-    store = SqliteStore(str(crash.paths["payer"]), reactor=reactor)
-    yield store.open()
-    yield store.put("ed25519-channel:payer:channel", crash.channel_id)
-    yield store.close()
-    payer = crash.child("payer", kill_at="after-ack", pay=[300, "k"])
-    yield wait_for_output(payer, "CONNECTED")
-    yield crash.start_here("payee")
-    yield wait_for_output(payer, "KILLED after the ack")
-    yield until(lambda: payer.proc.poll() is not None, "the payer's death")
+    yield crash.payer_killed_at("after-ack", "KILLED after the ack")
     assert crash.credited == [300]
     again = crash.child("payer", pay=[300, "k"])
     yield wait_for_output(again, "1 payout(s) of 300 confirmed")

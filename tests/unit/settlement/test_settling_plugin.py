@@ -55,12 +55,15 @@ class World:
         for d in connecting:
             result_of(d)
 
+    def disconnect(self, side: str) -> None:
+        d = self.sides[side].disconnect()
+        self.net.settle()
+        result_of(d)
+
     def restart(self, side: str) -> None:
         """Drop ``side`` (its Deferreds in flight never fire: the process died) and start a new one on its store."""
         old = self.sides[side]
-        d = old.disconnect()
-        self.net.settle()
-        result_of(d)
+        self.disconnect(side)
         btp = SETTLING_LISTENER if side == "plugin" else SETTLING_DIALLER
         account = old.account_id
         new = self.factory({**btp, **self.options[side]}, account_id=account,
@@ -169,9 +172,7 @@ def test_same_key_is_paid_once_and_a_duplicate_key_with_another_amount_is_refuse
 def test_payout_queued_then_restart_is_sent_once():
     """A payout queued while the payee is away survives the payer's restart and is paid once; the key then is done."""
     world = World()
-    gone = world.payee.disconnect()
-    world.net.settle()
-    result_of(gone)
+    world.disconnect("peer")
     failure_of(world.pay(900, "owed"))
     info = result_of(world.payer.get_admin_info())
     assert info["settlement"]["queuedPayouts"] == [{"key": "owed", "amount": "900"}]
@@ -288,9 +289,7 @@ def test_send_money_after_disconnect_errbacks_t01_and_stays_queued():
     from ilptx.errors import PeerUnreachableError
 
     world = World()
-    stopped = world.payer.disconnect()
-    world.net.settle()
-    result_of(stopped)
+    world.disconnect("plugin")
     assert failure_of(world.pay(80, "late")).check(PeerUnreachableError)
     info = result_of(world.payer.settlement.admin_info())
     assert info["queuedPayouts"] == [{"key": "late", "amount": "80"}]
