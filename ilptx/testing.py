@@ -27,6 +27,14 @@ Your plugin in a connector, and the contract it must meet
   pass; subclass one and say how to make a linked pair (:class:`LinkedPair`).
 * :func:`result_of` / :func:`failure_of` -- the outcome of a Deferred that has fired.
 
+Settling plugins without a chain (:mod:`ilptx.settlement`)
+
+* :class:`FakeLedger` -- an honest in-memory ledger: Ed25519 accounts, payment channels whose
+  claims are checked (signature, deposit, cumulative value), plain payments idempotent by id.
+* :func:`linked_settling_plugins` -- two :class:`~ilptx.settlement.plugin.SettlingPlugin` plugins
+  over BTP on a :class:`FakeNetwork`, each on its own memory store.
+* :class:`SettlingModuleContract` -- the tests every settlement module must pass.
+
 Example::
 
     from ilptx.testing import LedgerPluginContract, LinkedPair, FakeNetwork, plugin_services
@@ -70,7 +78,8 @@ from ilptx.plugins.base import PluginHandlers, PluginServices
 
 __all__ = ["MemoryPlugin", "linked_plugins", "MemoryPluginFactory", "fulfilling_handler", "condition_for",
            "FakeNetwork", "plugin_services", "ConnectorHarness", "LinkedPair", "LedgerPluginContract",
-           "SettlingPluginContract", "result_of", "failure_of"]
+           "SettlingPluginContract", "result_of", "failure_of", "FakeLedger", "FakeChannel", "LedgerError",
+           "linked_settling_plugins", "SettlingModuleContract", "SETTLING_LISTENER", "SETTLING_DIALLER"]
 
 
 def result_of(d: Deferred):
@@ -610,3 +619,309 @@ class SettlingPluginContract(LedgerPluginContract):
         """Money the counterparty sends (with an idempotency key) reaches the plugin's money handler once, as an int."""
         pair = self.connected_pair()
         self._money_round_trip(pair.peer, pair.plugin, pair.settle, 7, "settlement-1")
+
+
+# -- settling plugins without a chain ------------------------------------------------------------
+
+class LedgerError(Exception):
+    """:class:`FakeLedger` refused an action (bad signature, funds, channel); nothing moved."""
+
+
+@dataclass
+class FakeChannel:
+    """A unidirectional payment channel on a :class:`FakeLedger` (amounts in ledger units).
+
+    :ivar id: hex ``str``. :ivar sender: / :ivar receiver: addresses (hex Ed25519 public keys).
+    :ivar amount: ``int`` deposited in all. :ivar claimed: ``int`` paid out to the receiver so far.
+    :ivar closed: no more claims or deposits; the rest went back to the sender.
+    """
+
+    id: str
+    sender: str
+    receiver: str
+    amount: int
+    claimed: int = 0
+    closed: bool = False
+
+
+class FakeLedger:
+    """An honest in-memory ledger for testing settlement modules without a chain.
+
+    Accounts are Ed25519 keys (``cryptography``); an address is the hex of the raw public key.
+    Balances move only on valid actions, each authorised by the acting account's private key:
+
+    * :meth:`open_channel` / :meth:`deposit`: the sender's balance → the channel;
+    * :meth:`claim`: the receiver presents a claim ``(channel, cumulative value)`` signed by the
+      sender (:meth:`claim_digest`, Ed25519); the channel pays ``value − claimed`` to the
+      receiver. A value above the deposit, not above what was claimed, or a signature that
+      does not verify against the channel's sender is refused with :class:`LedgerError`;
+    * :meth:`close`: the sender takes back what was not claimed;
+    * :meth:`transfer`: a plain payment, idempotent by ``payment_id`` (the same id again
+      returns the first transaction and moves nothing).
+
+    :ivar balances: address → ``int`` (ledger units). :ivar channels: id → :class:`FakeChannel`.
+    :ivar transactions: ``list`` of ``(kind, details)`` of every applied action, in order.
+    """
+
+    def __init__(self) -> None:
+        self.balances: dict[str, int] = {}
+        self.channels: dict[str, FakeChannel] = {}
+        self.transactions: list[tuple[str, dict]] = []
+        self._payments: dict[str, str] = {}
+
+    @staticmethod
+    def new_key():
+        """:returns: a new ``cryptography`` ``Ed25519PrivateKey``."""
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+        return Ed25519PrivateKey.generate()
+
+    @staticmethod
+    def address_of(key) -> str:
+        """:returns: the address (hex raw public key) of a private or public Ed25519 key."""
+        from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+        public = key.public_key() if hasattr(key, "public_key") else key
+        return public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+
+    @staticmethod
+    def claim_digest(channel_id: str, value: int) -> bytes:
+        """:returns: the bytes a claim signs: ``b"fake-ledger-claim\\0"`` ‖ channel id ‖ u256BE(value)."""
+        return b"fake-ledger-claim\0" + bytes.fromhex(channel_id) + value.to_bytes(32, "big")
+
+    @classmethod
+    def sign_claim(cls, key, channel_id: str, value: int) -> bytes:
+        """:returns: the 64-byte Ed25519 signature of :meth:`claim_digest` by ``key``."""
+        return key.sign(cls.claim_digest(channel_id, value))
+
+    def verify_claim(self, channel_id: str, value: int, signature: bytes) -> bool:
+        """:returns: whether ``signature`` is the channel's sender's over ``(channel_id, value)``."""
+        from cryptography.exceptions import InvalidSignature
+        from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+        channel = self.channels.get(channel_id)
+        if channel is None:
+            return False
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(channel.sender)).verify(
+                signature, self.claim_digest(channel_id, value))
+        except (InvalidSignature, ValueError):
+            return False
+        return True
+
+    def fund(self, address: str, amount: int) -> None:
+        """Give ``address`` ``amount`` ledger units (the test's faucet)."""
+        self.balances[address] = self.balances.get(address, 0) + amount
+
+    def balance(self, address: str) -> int:
+        """:returns: ``int``, the address's balance (0 if unknown)."""
+        return self.balances.get(address, 0)
+
+    def channel(self, channel_id: str) -> Optional[FakeChannel]:
+        """:returns: a copy of the channel, or ``None``."""
+        channel = self.channels.get(channel_id)
+        return None if channel is None else FakeChannel(**vars(channel))
+
+    def _debit(self, address: str, amount: int) -> None:
+        if type(amount) is not int or amount <= 0:
+            raise LedgerError(f"amount must be an int > 0, not {amount!r}")
+        if self.balance(address) < amount:
+            raise LedgerError(f"{address[:8]}… has {self.balance(address)}, needs {amount}")
+        self.balances[address] -= amount
+
+    def _open(self, channel_id: str, sender: str) -> FakeChannel:
+        channel = self.channels.get(channel_id)
+        if channel is None or channel.closed:
+            raise LedgerError(f"no open channel {channel_id}")
+        if channel.sender != sender:
+            raise LedgerError(f"channel {channel_id} is not {sender[:8]}…'s")
+        return channel
+
+    def open_channel(self, sender_key, receiver: str, amount: int) -> str:
+        """Open a channel from ``sender_key``'s account to ``receiver`` holding ``amount``.
+        :returns: the channel id. :raises LedgerError: insufficient funds, bad amount."""
+        sender = self.address_of(sender_key)
+        self._debit(sender, amount)
+        channel_id = hashlib.sha256(f"{sender}:{receiver}:{len(self.channels)}".encode()).hexdigest()
+        self.channels[channel_id] = FakeChannel(channel_id, sender, receiver, amount)
+        self.transactions.append(("open", {"channel": channel_id, "amount": amount}))
+        return channel_id
+
+    def deposit(self, sender_key, channel_id: str, amount: int) -> None:
+        """Add ``amount`` to the sender's open channel. :raises LedgerError: as :meth:`open_channel`."""
+        channel = self._open(channel_id, self.address_of(sender_key))
+        self._debit(channel.sender, amount)
+        channel.amount += amount
+        self.transactions.append(("deposit", {"channel": channel_id, "amount": amount}))
+
+    def claim(self, receiver_key, channel_id: str, value: int, signature: bytes) -> int:
+        """The receiver cashes a claim. :returns: ``int`` paid now (``value − claimed``).
+        :raises LedgerError: not the receiver, a bad signature, ``value`` above the deposit or
+            not above what was claimed."""
+        channel = self.channels.get(channel_id)
+        receiver = self.address_of(receiver_key)
+        if channel is None or channel.closed or channel.receiver != receiver:
+            raise LedgerError(f"no open channel {channel_id} to {receiver[:8]}…")
+        if not self.verify_claim(channel_id, value, signature):
+            raise LedgerError(f"claim on {channel_id}: signature is not the sender's")
+        if value > channel.amount or value <= channel.claimed:
+            raise LedgerError(f"claim of {value} on {channel_id}: not in ({channel.claimed}, {channel.amount}]")
+        paid, channel.claimed = value - channel.claimed, value
+        self.balances[receiver] = self.balance(receiver) + paid
+        self.transactions.append(("claim", {"channel": channel_id, "value": value, "paid": paid}))
+        return paid
+
+    def close(self, sender_key, channel_id: str) -> int:
+        """The sender closes its channel. :returns: ``int`` refunded (deposit − claimed)."""
+        channel = self._open(channel_id, self.address_of(sender_key))
+        channel.closed = True
+        refund = channel.amount - channel.claimed
+        self.balances[channel.sender] = self.balance(channel.sender) + refund
+        self.transactions.append(("close", {"channel": channel_id, "refund": refund}))
+        return refund
+
+    def transfer(self, sender_key, receiver: str, amount: int, payment_id: str) -> str:
+        """Pay ``amount`` to ``receiver`` once per ``payment_id``. :returns: the tx id (hex);
+        the same id again returns the first tx id and moves nothing."""
+        if payment_id in self._payments:
+            return self._payments[payment_id]
+        sender = self.address_of(sender_key)
+        self._debit(sender, amount)
+        self.balances[receiver] = self.balance(receiver) + amount
+        tx = self._payments[payment_id] = hashlib.sha256(f"tx:{payment_id}".encode()).hexdigest()
+        self.transactions.append(("transfer", {"tx": tx, "from": sender, "to": receiver, "amount": amount}))
+        return tx
+
+    def transfers_to(self, receiver: str) -> list[dict]:
+        """:returns: the applied :meth:`transfer`\\ s to ``receiver`` (``{"tx", "from", "to", "amount"}``)."""
+        return [details for kind, details in self.transactions if kind == "transfer" and details["to"] == receiver]
+
+
+#: BTP options of the two sides :func:`linked_settling_plugins` links (listener / dialler).
+SETTLING_LISTENER = {"listener": {"port": 7788, "host": "127.0.0.1", "secret": "settle"}}
+SETTLING_DIALLER = {"server": "btp+ws://peer:settle@localhost:7788/"}
+
+
+def linked_settling_plugins(factory: Callable, peer_factory: Optional[Callable] = None, *,
+                            options: Optional[dict] = None, peer_options: Optional[dict] = None,
+                            network: Optional[FakeNetwork] = None, store=None, peer_store=None,
+                            account_id: str = "under-test", peer_account_id: str = "counterparty") -> LinkedPair:
+    """Two settling plugins (:class:`ilptx.settlement.plugin.SettlingPlugin`) over BTP on a
+    :class:`FakeNetwork`: ``plugin`` listens (:data:`SETTLING_LISTENER`), ``peer`` dials it
+    (:data:`SETTLING_DIALLER`); not yet connected.
+
+    :param factory: / :param peer_factory: ledger plugin factories (e.g.
+        :func:`~ilptx.settlement.plugin.settling_plugin_factory`; ``peer_factory`` defaults to ``factory``).
+    :param options: / :param peer_options: the module's options, merged over the BTP ones.
+    :param store: / :param peer_store: each side's ``IStore`` (default a new ``MemoryStore``);
+        pass the same store to a new plugin to "restart" it.
+    :returns: :class:`LinkedPair` ``(plugin, peer, network.settle)``; the network is
+        ``pair.network``.
+    """
+    from ilptx.stores.memory import MemoryStore
+
+    net = network if network is not None else FakeNetwork()
+    plugin = factory({**SETTLING_LISTENER, **(options or {})}, account_id=account_id,
+                     services=plugin_services(net.reactor, account_id=account_id,
+                                              store=store if store is not None else MemoryStore()))
+    peer = (peer_factory or factory)({**SETTLING_DIALLER, **(peer_options or {})}, account_id=peer_account_id,
+                                     services=plugin_services(net.reactor, account_id=peer_account_id,
+                                                              store=peer_store if peer_store is not None
+                                                              else MemoryStore()))
+    pair = LinkedPair(plugin, peer, net.settle)
+    pair.network = net  # type: ignore[attr-defined]
+    return pair
+
+
+class SettlingModuleContract(SettlingPluginContract):
+    """The contract of a settlement module (:class:`~ilptx.settlement.interfaces.ISettlementModule`)
+    inside the framework's plugin, as pytest tests; no chain needed (use :class:`FakeLedger`).
+
+    Subclass it and define :meth:`make_factories` (a fresh ledger per call). Adds to
+    :class:`SettlingPluginContract`:
+
+    * ``send_money`` twice with one idempotency key pays once;
+    * every sub-protocol MESSAGE the payer sent, replayed, credits nothing more;
+    * a payout queued while the peer is away, then the payer "restarted" (a new plugin on the
+      same store), is paid exactly once when the peer is back;
+    * money paid in both directions is credited exactly (``int``, no loss, nothing doubled).
+    """
+
+    def make_factories(self) -> tuple[Callable, Callable, dict, dict]:
+        """:returns: ``(factory, peer_factory, options, peer_options)`` for
+        :func:`linked_settling_plugins`; override this."""
+        raise NotImplementedError("define make_factories() in your contract test class")
+
+    def make_pair(self) -> LinkedPair:
+        from ilptx.stores.memory import MemoryStore
+
+        factory, peer_factory, options, peer_options = self.make_factories()
+        self._factories = (factory, options)
+        self.store = MemoryStore()
+        pair = linked_settling_plugins(factory, peer_factory, options=options, peer_options=peer_options,
+                                       store=self.store)
+        self.sent: list = []
+        call = pair.plugin.settlement._call_peer
+
+        def recording(entries):
+            self.sent.append(tuple(entries))
+            return call(entries)
+
+        pair.plugin.settlement._call_peer = recording
+        return pair
+
+    def test_one_key_is_paid_once(self):
+        """send_money twice with the same idempotency key: the counterparty is credited once."""
+        pair = self.connected_pair()
+        credited: list = []
+        pair.peer.register_money_handler(credited.append)
+        first = pair.plugin.send_money(500, "once")
+        pair.settle()
+        second = pair.plugin.send_money(500, "once")
+        pair.settle()
+        assert (result_of(first), result_of(second)) == (None, None)
+        assert credited == [500]
+
+    def test_replayed_messages_credit_nothing(self):
+        """Every sub-protocol MESSAGE the payer sent, sent again, credits the counterparty nothing more."""
+        pair = self.connected_pair()
+        credited: list = []
+        pair.peer.register_money_handler(credited.append)
+        for amount in (300, 200):
+            d = pair.plugin.send_money(amount)
+            pair.settle()
+            result_of(d)
+        assert credited == [300, 200]
+        for entries in list(self.sent):
+            d = pair.plugin.settlement._call_peer(entries)
+            pair.settle()
+            d.addErrback(lambda f: None)
+        assert credited == [300, 200]
+
+    def test_restarted_payer_pays_a_queued_payout_once(self):
+        """A payout queued while the peer is away, payer restarted on the same store: paid once when it is back."""
+        pair = self.connected_pair()
+        credited: list = []
+        pair.peer.register_money_handler(credited.append)
+        gone = pair.peer.disconnect()
+        pair.settle()
+        result_of(gone)
+        queued = pair.plugin.send_money(700, "queued")
+        pair.settle()
+        failure_of(queued)
+        stopped = pair.plugin.disconnect()
+        pair.settle()
+        result_of(stopped)
+        factory, options = self._factories
+        again = factory({**SETTLING_LISTENER, **(options or {})}, account_id=pair.plugin.account_id,
+                        services=plugin_services(pair.network.reactor, account_id=pair.plugin.account_id,
+                                                 store=self.store))
+        connecting = [maybeDeferred(again.connect), maybeDeferred(pair.peer.connect)]
+        pair.settle()
+        for d in connecting:
+            result_of(d)
+        pair.settle(60)
+        assert credited == [700]
+        retry = again.send_money(700, "queued")
+        pair.settle()
+        assert result_of(retry) is None and credited == [700]

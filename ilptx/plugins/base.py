@@ -42,6 +42,15 @@ class PluginServices:
     log: Logger
     store: Any
 
+    def settlement_state(self):
+        """:returns: the :class:`ilptx.settlement.interfaces.ISettlementState` kept in
+        :attr:`store` (transfer logs, max-value trackers, scale leftovers; see
+        :func:`ilptx.settlement.make_settlement_state`); call its ``open()`` once the store is
+        open (in the plugin's ``connect``). :raises TypeError: a store with no such backend."""
+        from ilptx.settlement.state import make_settlement_state
+
+        return make_settlement_state(self.store)
+
 
 class PluginHandlers:
     """Mixin for a ledger plugin: the ``register_*``/``deregister_*`` handler methods and the

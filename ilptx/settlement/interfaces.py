@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from zope.interface import Attribute, Interface
 
-__all__ = ["ITransferLog", "IMaxValueTracker", "ISettlementState"]
+__all__ = ["ITransferLog", "IMaxValueTracker", "ISettlementState", "ISettlementModule", "ISettlementContext"]
 
 
 class ITransferLog(Interface):
@@ -156,3 +156,146 @@ class ISettlementState(Interface):
 
     def get_leftover(key):
         """:returns: ``Deferred[int]``: the leftover kept under ``key`` (0 if none)."""
+
+
+class ISettlementModule(Interface):
+    """What one ledger contributes to a settling plugin (:mod:`ilptx.settlement.plugin`): how a
+    claim is signed, sent and checked, or how an on-ledger payment is made and found; how a
+    channel is opened, funded, watched and closed. Everything else -- BTP, the sub-protocol
+    plumbing, the payout queue and its retries, idempotent credits, scale conversion, the
+    watcher schedule, state in the store, logging -- is the framework's
+    (:class:`ilptx.settlement.engine.SettlementAccount`).
+
+    Units: *ledger units* are the ledger's base units at :attr:`ledger_scale` (wei, drops,
+    msat); *account units* are the ILP amounts of the account at :attr:`asset_scale` (gwei for
+    ``ilp-plugin-ethereum``). The framework converts between them and keeps the leftover.
+
+    Every method may return a value or a ``Deferred``; raising (or errbacking) fails that step
+    only: a failed :meth:`create_claim`, :meth:`send_claim` or :meth:`pay` leaves the payout
+    queued and the framework retries it later with the same arguments. A module keeps no
+    money state of its own in memory that the framework does not also keep in the store: after
+    a restart it is rebuilt from the store (``ctx.state`` / ``ctx.store`` under ``ctx.key(..)``).
+    """
+
+    name = Attribute("``str``: the plugin's name, first part of every store key (e.g. ``'ethereum'``).")
+    kind = Attribute("``'claim'`` (:data:`~ilptx.settlement.engine.CLAIM`: cumulative signed claims, a "
+                     "payment channel) or ``'payment'`` (:data:`~ilptx.settlement.engine.PAYMENT`: "
+                     "one on-ledger payment per settlement).")
+    ledger_scale = Attribute("``int`` >= 0: the asset scale of ledger units (18 for wei).")
+    asset_scale = Attribute("``int`` >= 0: the asset scale of the account's ILP amounts (9 for gwei).")
+
+    def connect(ctx):
+        """Start: register sub-protocol handlers (``ctx.register_sub_protocol``), load what the
+        module keeps, check the ledger. Called once, before BTP connects (so no peer yet).
+
+        :param ctx: the account's :class:`ISettlementContext`.
+        :returns: ``None`` or ``Deferred[None]``; a failure stops ``connect()`` of the plugin.
+        """
+
+    def peer_connected():
+        """The peer (re)connected over BTP: exchange what the module needs (addresses, channel
+        ids, e.g. the ``info`` sub-protocol). Queued payouts are resumed after it fires.
+
+        :returns: ``None`` or ``Deferred[None]``; a failure is logged, the link stays up.
+        """
+
+    def disconnect():
+        """Stop (e.g. claim the best incoming claim on the ledger when worthwhile).
+        :returns: ``None`` or ``Deferred[None]``."""
+
+    def create_claim(total):
+        """Claim-based: sign a claim for the cumulative ``total`` (``int``, ledger units, the
+        account's lifetime total paid; > every total signed before), opening or funding the
+        channel first if it is too small. ``total`` spans every channel the account ever had: a
+        module whose new channel starts again at 0 signs ``total − base`` on it, ``base`` being
+        what earlier channels carried (kept in the store with the channel id). The framework
+        records the claim in the store before :meth:`send_claim` sends it, so a claim that was
+        signed but not recorded was never sent.
+
+        :returns: ``str``: the claim as the module will send it (e.g. the JSON of the
+            ``machinomy`` sub-protocol), or a ``Deferred`` of it.
+        :raises Exception: cannot sign (channel cannot be funded, ledger down): the payout
+            stays queued.
+        """
+
+    def send_claim(claim):
+        """Claim-based: deliver ``claim`` (a ``str`` :meth:`create_claim` made, possibly after
+        a restart and possibly again) to the peer, e.g. ``ctx.call_peer('claim', ...)``.
+
+        :returns: ``Deferred[None]`` once the peer acknowledged it; the payouts it covers are
+            then confirmed. An errback leaves them queued.
+        """
+
+    def pay(amount, payment_id):
+        """Payment-based: pay ``amount`` (``int`` > 0, ledger units) to the peer on the ledger.
+
+        Must be idempotent by ``payment_id`` (``str``): the framework records the payment as
+        intended (in the store) before calling, and after a crash calls again with the same
+        id and amount; the module must then find the earlier payment (a memo, a deterministic
+        transaction, a nonce) instead of paying twice.
+
+        :returns: ``str`` (or ``Deferred[str]``): the ledger's proof (a tx hash) once final.
+        """
+
+    def watch():
+        """One tick of the channel watcher (every ``channelWatcherInterval`` ms on the
+        injected clock): e.g. claim a channel whose sender started settling.
+        :returns: ``None`` or ``Deferred[None]``; a failure is logged, the schedule goes on."""
+
+    def admin_info():
+        """:returns: a JSON-serialisable ``dict`` for ``GET /accounts/<id>`` (channel ids,
+        deposited, claimed ...), or a ``Deferred`` of one."""
+
+
+class ISettlementContext(Interface):
+    """What the framework gives a module for one account (:class:`ISettlementModule.connect`).
+    Implemented by :class:`ilptx.settlement.engine.SettlementAccount`."""
+
+    account_id = Attribute("``str``: the connector's account id.")
+    key_prefix = Attribute("``str``: ``'<module name>:<account id>'``, the prefix of this account's store keys.")
+    state = Attribute("the :class:`ISettlementState` (transfer logs, trackers) in the connector's store.")
+    store = Attribute("the connector's :class:`ilptx.interfaces.IStore` (``get``/``put`` of ``str``).")
+    clock = Attribute("the injected ``IReactorTime``.")
+    log = Attribute("the account's :class:`twisted.logger.Logger` (put ``account=`` in events).")
+
+    def key(suffix):
+        """:returns: ``'<key_prefix>:<suffix>'``, a store key of the module's own."""
+
+    def register_sub_protocol(name, handler):
+        """Answer BTP MESSAGEs carrying a ``name`` entry (RFC 23 sub-protocol) with ``handler``.
+
+        :param handler: ``callable(entry: ilptx.codec.btp.ProtocolDataEntry) ->
+            list[ProtocolDataEntry] | Deferred[...]``: the entries of the Response (``[]``: an
+            empty Response). Raise :class:`~ilptx.settlement.engine.ClaimRejectedError` to
+            refuse (logged as a warning, answered F00, nothing credited).
+        :raises ValueError: ``name`` is ``'ilp'`` (that entry goes to the data handler) or taken.
+        """
+
+    def call_peer(name, data, content_type=None):
+        """Send a MESSAGE with one sub-protocol entry to the peer.
+
+        :param data: ``bytes``; :param content_type: BTP content type (default: octet-stream).
+        :returns: ``Deferred[tuple[ProtocolDataEntry, ...]]``: the peer's Response entries;
+            errbacks T01 (not connected), F02 (BTP Error, timeout).
+        """
+
+    def credit_claim(total, record):
+        """Claim-based: credit a verified incoming claim of cumulative ``total`` (ledger units,
+        the account's lifetime total: on a later channel add what earlier channels carried).
+
+        Records the credit durably (id ``claim:<total>``, ``record`` kept with it) before
+        the money handler sees ``convert(total) − convert(best total before)`` account units.
+        :returns: ``Deferred[int]``: account units credited; 0 (with a warning naming both
+            totals) for a total not above the best one (a replay or a lower claim).
+        """
+
+    def credit_payment(payment_id, amount, record):
+        """Payment-based: credit a verified incoming payment of ``amount`` (ledger units),
+        once per ``payment_id`` (a tx hash, a payment hash). :returns: ``Deferred[int]``: account
+        units credited (0 for a payment already credited)."""
+
+    def best_incoming_claim():
+        """:returns: ``Deferred[MaxEntry]``: the best incoming claim (total, record)."""
+
+    def best_outgoing_claim():
+        """:returns: ``Deferred[MaxEntry]``: the best claim we signed (total, claim)."""

@@ -246,7 +246,10 @@ class BtpSession:
         (callables or ``None``) per request, asks ``owner.verify_transfer(transfer)`` for the
         verified amount of each Transfer, and is told ``owner.session_open(session)``,
         ``owner.session_auth_failed(session, BtpAuthError)`` and
-        ``owner.session_closed(session, reason: Failure | None)``.
+        ``owner.session_closed(session, reason: Failure | None)``. An owner with a
+        ``handle_message(message) -> None | Deferred[tuple[ProtocolDataEntry, ...]]`` method
+        (a settling plugin's sub-protocols, :mod:`ilptx.settlement.plugin`) sees each Message
+        first: ``None`` leaves it to the data handler, a Deferred's entries are the Response.
     :param log: the plugin's :class:`~twisted.logger.Logger`.
     :param account_id: put in every log event as ``account``.
     :param response_timeout: seconds to wait for the answer to each request we send.
@@ -302,6 +305,7 @@ class BtpSession:
         self._close = close
         self._clock = clock
         self._owner = owner
+        self._sub_protocols = getattr(owner, "handle_message", None)
         self._log = log if log is not None else Logger()
         self._account_id = account_id
         self._response_timeout = response_timeout
@@ -450,6 +454,11 @@ class BtpSession:
 
     def _on_message(self, frame: Message) -> None:
         rid = frame.request_id
+        answer = self._sub_protocols(frame) if self._sub_protocols is not None else None
+        if answer is not None:
+            answer.addCallbacks(lambda entries: self._answer(Response(rid, tuple(entries))), self._answer_failure,
+                                errbackArgs=(rid, "sub-protocol"))
+            return
         handler = self._owner.data_handler
         if handler is None:
             self._send_error(rid, "F00", "NotAcceptedError", _json_message("no request handler registered"))
