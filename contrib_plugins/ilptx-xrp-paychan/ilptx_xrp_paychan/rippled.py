@@ -176,14 +176,18 @@ class IXrpLedger(Interface):
 
 
 class _Protocol(WebSocketClientProtocol):
-    client: "RippledClient"
-    is_open = False
-    opened: Optional[defer.Deferred] = None
+    ws_open = False
+
+    def connectionMade(self) -> None:  # noqa: N802 - Twisted's name
+        #: Fires when the WebSocket handshake is done (made here: ClientService hands out a proxy,
+        #: which forwards reads but not writes of attributes).
+        self.ws_opened: defer.Deferred = defer.Deferred()
+        super().connectionMade()
 
     def onOpen(self) -> None:  # noqa: N802 - Autobahn's name
-        self.is_open = True
-        if self.opened is not None and not self.opened.called:
-            self.opened.callback(self)
+        self.ws_open = True
+        if not self.ws_opened.called:
+            self.ws_opened.callback(None)
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:  # noqa: N802, N803
         try:
@@ -195,9 +199,9 @@ class _Protocol(WebSocketClientProtocol):
             self.factory.client._on_message(message)
 
     def onClose(self, wasClean: bool, code: Optional[int], reason: Optional[str]) -> None:  # noqa: N802, N803
-        was_open, self.is_open = self.is_open, False
-        if self.opened is not None and not self.opened.called:
-            self.opened.errback(ConnectionDone(f"WebSocket handshake failed: {reason}"))
+        was_open, self.ws_open = self.ws_open, False
+        if not self.ws_opened.called:
+            self.ws_opened.errback(ConnectionDone(f"WebSocket handshake failed: {reason}"))
         self.factory.client._on_close(self, was_open)
 
 
@@ -264,17 +268,13 @@ class RippledClient:
     def _prepare(self, proto: _Protocol) -> defer.Deferred:
         """ClientService's check of a new connection: the WebSocket handshake must finish; then
         subscribe again (streams do not survive a connection) and look up what is pending."""
-        proto.opened = defer.Deferred()
-        if proto.is_open:
-            proto.opened.callback(proto)
-
         def opened(_: Any) -> None:
             _log.info("connected to rippled at {url}", url=self.url)
             defer.ensureDeferred(self._subscribe(proto)).addErrback(
                 lambda f: _log.warn("subscribing at {url} failed: {e}", url=self.url, e=f.value))
             return None
 
-        return proto.opened.addCallback(opened)
+        return proto.ws_opened.addCallback(opened)
 
     async def _subscribe(self, proto: _Protocol) -> None:
         result = await self._send(proto, {"command": "subscribe", "streams": ["ledger"],
@@ -320,7 +320,7 @@ class RippledClient:
                 break
             try:
                 proto = await self._service.whenConnected().addTimeout(left, self._reactor)
-                if not proto.is_open:     # closing: ClientService has not seen the loss yet
+                if not proto.ws_open:     # closing: ClientService has not seen the loss yet
                     await deferLater(self._reactor, 0.01)
                     continue
                 left = deadline - self._reactor.seconds()

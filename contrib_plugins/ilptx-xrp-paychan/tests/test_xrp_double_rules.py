@@ -78,7 +78,7 @@ class World:
         return self.submit(PaymentChannelClaim(**fields), by)
 
     def pass_time(self, seconds: int) -> None:
-        self.clock.advance(seconds)
+        self.ledger.advance(seconds)
         self.ledger.close()
 
 
@@ -114,21 +114,23 @@ def _resign_field(blob: str, **changes) -> str:
 
 def test_payment_moves_drops_and_destroys_the_fee(keyed_world):
     """A signed XRP Payment: tesSUCCESS; the receiver gets the amount, the fee leaves existence."""
-    before = keyed_world.balance(keyed_world.alice), keyed_world.balance(keyed_world.bob)
-    assert pay(keyed_world, keyed_world.alice, keyed_world.bob.classic_address, 5 * XRP) == "tesSUCCESS"
-    assert (keyed_world.balance(keyed_world.alice), keyed_world.balance(keyed_world.bob)) == (before[0] - 5 * XRP - 10, before[1] + 5 * XRP)
-    assert keyed_world.ledger.total_coins() == keyed_world.issued - 10 and keyed_world.conserved()
+    w = keyed_world
+    before = w.balance(w.alice), w.balance(w.bob)
+    assert pay(w, w.alice, w.bob.classic_address, 5 * XRP) == "tesSUCCESS"
+    assert (w.balance(w.alice), w.balance(w.bob)) == (before[0] - 5 * XRP - 10, before[1] + 5 * XRP)
+    assert w.ledger.total_coins() == w.issued - 10 and w.conserved()
 
 
 def test_forged_txn_signature_is_rejected_before_the_ledger(keyed_world):
     """A blob whose TxnSignature does not verify: error invalidTransaction, nothing charged."""
-    blob = keyed_world.blob(Payment(account=keyed_world.alice.classic_address, destination=keyed_world.bob.classic_address,
-                              amount="1000"), keyed_world.alice)
+    w = keyed_world
+    blob = w.blob(Payment(account=w.alice.classic_address, destination=w.bob.classic_address,
+                              amount="1000"), w.alice)
     forged = _resign_field(blob, Amount="2000")        # the signature was over 1000 drops
     with pytest.raises(RpcError) as err:
-        keyed_world.ledger.submit(forged)
+        w.ledger.submit(forged)
     assert err.value.error == "invalidTransaction" and "bad signature" in err.value.message
-    assert keyed_world.ledger.total_coins() == keyed_world.issued
+    assert w.ledger.total_coins() == w.issued
 
 
 def test_unsigned_blob_is_rejected():
@@ -143,9 +145,10 @@ def test_unsigned_blob_is_rejected():
 
 def test_key_that_is_not_the_accounts_master_key_is_tef_bad_auth_master(keyed_world):
     """Signed by carol's key for alice's account (no regular keys): tefBAD_AUTH_MASTER, no fee."""
-    code = keyed_world.submit(Payment(account=keyed_world.alice.classic_address, destination=keyed_world.bob.classic_address,
-                                amount="1000"), keyed_world.carol)
-    assert code == "tefBAD_AUTH_MASTER" and keyed_world.balance(keyed_world.alice) == 100 * XRP
+    w = keyed_world
+    code = w.submit(Payment(account=w.alice.classic_address, destination=w.bob.classic_address,
+                                amount="1000"), w.carol)
+    assert code == "tefBAD_AUTH_MASTER" and w.balance(w.alice) == 100 * XRP
 
 
 def test_fee_below_the_base_fee_is_tel_insuf_fee_p(world):
@@ -394,29 +397,32 @@ def test_fund_of_an_expired_channel_closes_it(world):
 
 def test_destination_claim_with_the_channel_key_is_paid(keyed_world):
     """A claim signed by the channel key, sent by the destination: Balance and bob's drops rise."""
-    chan = keyed_world.open_channel(10 * XRP)
-    before = keyed_world.balance(keyed_world.bob)
-    assert keyed_world.claim(chan, 3 * XRP) == "tesSUCCESS"
-    assert keyed_world.ledger.channel(chan).balance == 3 * XRP
-    assert keyed_world.balance(keyed_world.bob) == before + 3 * XRP - 10 and keyed_world.conserved()
+    w = keyed_world
+    chan = w.open_channel(10 * XRP)
+    before = w.balance(w.bob)
+    assert w.claim(chan, 3 * XRP) == "tesSUCCESS"
+    assert w.ledger.channel(chan).balance == 3 * XRP
+    assert w.balance(w.bob) == before + 3 * XRP - 10 and w.conserved()
 
 
 def test_claim_signed_with_another_key_is_tem_bad_signer(keyed_world):
     """A valid signature by carol's key (PublicKey carol's, not the channel's): temBAD_SIGNER."""
-    chan = keyed_world.open_channel()
-    assert keyed_world.claim(chan, XRP, signer=keyed_world.carol) == "temBAD_SIGNER"
-    assert keyed_world.ledger.channel(chan).balance == 0
+    w = keyed_world
+    chan = w.open_channel()
+    assert w.claim(chan, XRP, signer=w.carol) == "temBAD_SIGNER"
+    assert w.ledger.channel(chan).balance == 0
 
 
 def test_forged_claim_signature_is_tem_bad_signature(keyed_world):
     """A claim whose Signature is over another amount: temBAD_SIGNATURE, nothing paid, no fee."""
-    chan = keyed_world.open_channel()
-    tx = PaymentChannelClaim(account=keyed_world.bob.classic_address, channel=chan, balance=str(5 * XRP),
-                             amount=str(5 * XRP), public_key=keyed_world.alice.public_key,
-                             signature=keyed_world.claim_sig(chan, XRP))
-    before = keyed_world.balance(keyed_world.bob)
-    assert keyed_world.submit(tx, keyed_world.bob) == "temBAD_SIGNATURE"
-    assert keyed_world.balance(keyed_world.bob) == before
+    w = keyed_world
+    chan = w.open_channel()
+    tx = PaymentChannelClaim(account=w.bob.classic_address, channel=chan, balance=str(5 * XRP),
+                             amount=str(5 * XRP), public_key=w.alice.public_key,
+                             signature=w.claim_sig(chan, XRP))
+    before = w.balance(w.bob)
+    assert w.submit(tx, w.bob) == "temBAD_SIGNATURE"
+    assert w.balance(w.bob) == before
 
 
 def test_claim_for_another_channel_is_tem_bad_signature(world):

@@ -240,6 +240,11 @@ class Ledger:
         """Now, in seconds since the Ripple epoch."""
         return int(self._now()) + self.offset - RIPPLE_EPOCH
 
+    def advance(self, seconds: int) -> None:
+        """Move the clock forward so that the next close is at least ``seconds`` after both now
+        and the last close time (close times run ahead of the clock when ledgers close fast)."""
+        self.offset += max(seconds, self.close_time + seconds - self.ripple_time())
+
     @property
     def current_index(self) -> int:
         """The open ledger's index (``ledger_current_index``)."""
@@ -381,7 +386,8 @@ class Ledger:
                 nodes.append({"ModifiedNode": {"LedgerEntryType": "AccountRoot",
                                                "FinalFields": root.json(), "LedgerIndex": root.json()["index"]}})
         self._open = work
-        meta: dict[str, Any] = {"TransactionResult": code, "TransactionIndex": len(self._pending), "AffectedNodes": nodes}
+        meta: dict[str, Any] = {"TransactionResult": code, "TransactionIndex": len(self._pending),
+                                "AffectedNodes": nodes}
         if kind == "Payment" and code == "tesSUCCESS":
             meta["delivered_amount"] = tx["Amount"]
         record = TxRecord(digest, tx, code, meta, self.current_index, affected)

@@ -61,7 +61,8 @@ class _Protocol(WebSocketServerProtocol):
         self.send(answer)
 
     def send(self, message: dict[str, Any]) -> None:
-        self.sendMessage(json.dumps(message).encode())
+        if self.state == self.STATE_OPEN:       # a stream message racing a close is dropped, as by rippled
+            self.sendMessage(json.dumps(message).encode())
 
 
 class RippledDouble(WebSocketServerFactory):
@@ -92,6 +93,7 @@ class RippledDouble(WebSocketServerFactory):
     def drop_clients(self) -> None:
         """Close every client connection (tests of reconnection)."""
         for client in list(self.clients):
+            self.clients.discard(client)
             client.dropConnection(abort=True)
 
     # -- ledger closes and streams ---------------------------------------------------------
@@ -104,8 +106,10 @@ class RippledDouble(WebSocketServerFactory):
                 "validated_ledgers": f"1-{lg.validated_index}"}
 
     def ledger_accept(self, advance: int = 0) -> int:
-        """Close the open ledger (after moving the clock ``advance`` seconds); stream it; returns its index."""
-        self.ledger.offset += advance
+        """Close the open ledger (``advance`` seconds after the last close at least); stream it;
+        returns its index."""
+        if advance:
+            self.ledger.advance(advance)
         records = self.ledger.close()
         closed = dict(self._ledger_info(), type="ledgerClosed", txn_count=len(records))
         for client in list(self.clients):
