@@ -60,6 +60,13 @@ def when_called(predicate) -> tuple[Deferred, callable]:
     return d, callback
 
 
+async def shut_down(client: RippledClient, double) -> None:
+    """Stop a test's own client and double."""
+    await client.stop()
+    double.server.drop_clients()
+    await double.port.stopListening()
+
+
 def test_client_provides_the_narrow_ledger_interface(rippled):
     """RippledClient implements IXrpLedger (the plugins depend on the interface only)."""
     assert IXrpLedger.implementedBy(RippledClient)
@@ -233,9 +240,7 @@ async def test_client_reconnects_after_the_double_restarts():
         index = double.server.ledger_accept()
         assert (await closed)["ledger_index"] == index          # re-subscribed to the ledger stream
     finally:
-        await c.stop()
-        double.server.drop_clients()
-        await double.port.stopListening()
+        await shut_down(c, double)
 
 
 @pytest_twisted.ensureDeferred
@@ -254,9 +259,7 @@ async def test_submit_validated_while_disconnected_is_found_after_reconnection()
         result = await d
         assert result.code == "tesSUCCESS" and result.ledger_index == double.ledger.validated_index
     finally:
-        await c.stop()
-        double.server.drop_clients()
-        await double.port.stopListening()
+        await shut_down(c, double)
 
 
 @pytest_twisted.ensureDeferred
@@ -271,9 +274,7 @@ async def test_ledger_down_at_start_is_waited_for():
         double.port = reactor.listenTCP(port, double.server, interface="127.0.0.1")
         assert (await pending)["drops"]["base_fee"] == "10"
     finally:
-        await c.stop()
-        double.server.drop_clients()
-        await double.port.stopListening()
+        await shut_down(c, double)
 
 
 @pytest_twisted.ensureDeferred

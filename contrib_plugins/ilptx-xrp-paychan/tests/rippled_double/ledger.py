@@ -356,13 +356,7 @@ class Ledger:
             return failed.code
         fee = _drops(tx["Fee"]) or 0
         prior = acct.balance
-        # Transactor::apply: the fee is taken and destroyed, the sequence consumed, for tes and tec alike
-        # (https://xrpl.org/docs/references/protocol/transactions/transaction-results/tec-codes).
-        work = copy.deepcopy(state)
-        wacct = work.accounts[acct.address]
-        wacct.balance -= fee
-        wacct.sequence += 1
-        work.total_coins -= fee
+        work = _charged(state, acct.address, fee)
         affected = {acct.address}
         nodes: list[dict[str, Any]] = []
         try:
@@ -373,11 +367,7 @@ class Ledger:
             code = failed.code
             if not code.startswith("tec"):
                 return code          # tem/tef/ter from doApply: nothing applied, no fee
-            work = copy.deepcopy(state)
-            wacct = work.accounts[acct.address]
-            wacct.balance -= fee
-            wacct.sequence += 1
-            work.total_coins -= fee
+            work = _charged(state, acct.address, fee)
             affected, nodes = {acct.address}, []
         for address in affected:
             if address in work.accounts:
@@ -439,9 +429,7 @@ class Ledger:
 
     @staticmethod
     def _preflight_Payment(tx: dict[str, Any]) -> None:
-        amount = _drops(tx["Amount"])
-        if amount is None or amount <= 0:
-            raise _Result("temBAD_AMOUNT")
+        _positive_drops(tx, "Amount")
         if tx["Destination"] == tx["Account"]:
             raise _Result("temREDUNDANT")
 
@@ -466,9 +454,7 @@ class Ledger:
 
     @staticmethod
     def _preflight_PaymentChannelCreate(tx: dict[str, Any]) -> None:
-        amount = _drops(tx["Amount"])
-        if amount is None or amount <= 0:
-            raise _Result("temBAD_AMOUNT")
+        _positive_drops(tx, "Amount")
         if tx["Destination"] == tx["Account"]:
             raise _Result("temDST_IS_SRC")
         if not _valid_public_key(tx.get("PublicKey", "")):
@@ -504,9 +490,7 @@ class Ledger:
 
     @staticmethod
     def _preflight_PaymentChannelFund(tx: dict[str, Any]) -> None:
-        amount = _drops(tx["Amount"])
-        if amount is None or amount <= 0:
-            raise _Result("temBAD_AMOUNT")
+        _positive_drops(tx, "Amount")
 
     def _expired(self, chan: PayChannel) -> bool:
         """Expiration or CancelAfter at or before the previous ledger's close time: any Fund or
@@ -524,12 +508,20 @@ class Ledger:
         nodes.append({"DeletedNode": {"LedgerEntryType": "PayChannel", "LedgerIndex": chan.index,
                                       "FinalFields": chan.json()}})
 
-    def _do_PaymentChannelFund(self, tx, work, prior, affected, nodes, digest) -> None:
+    def _live_channel(self, tx, work: _State, affected: set[str], nodes: list, missing: str) -> Optional[PayChannel]:
+        """The channel ``tx`` names (none: ``missing``, tecNO_ENTRY for Fund, tecNO_TARGET for
+        Claim); ``None`` if it had expired, and is now closed (the transaction's only effect)."""
         chan = work.channels.get(tx["Channel"].upper())
         if chan is None:
-            raise _Result("tecNO_ENTRY")
+            raise _Result(missing)
         if self._expired(chan):
             self._close_channel(chan, work, affected, nodes)
+            return None
+        return chan
+
+    def _do_PaymentChannelFund(self, tx, work, prior, affected, nodes, digest) -> None:
+        chan = self._live_channel(tx, work, affected, nodes, missing="tecNO_ENTRY")
+        if chan is None:
             return
         if chan.account != tx["Account"]:
             raise _Result("tecNO_PERMISSION")
@@ -557,11 +549,7 @@ class Ledger:
 
     @staticmethod
     def _preflight_PaymentChannelClaim(tx: dict[str, Any]) -> None:
-        balance, amount = _drops(tx.get("Balance")), _drops(tx.get("Amount"))
-        if "Balance" in tx and (balance is None or balance <= 0):
-            raise _Result("temBAD_AMOUNT")
-        if "Amount" in tx and (amount is None or amount <= 0):
-            raise _Result("temBAD_AMOUNT")
+        balance, amount = _positive_drops(tx, "Balance"), _positive_drops(tx, "Amount")
         if balance is not None and amount is not None and balance > amount:
             raise _Result("temBAD_AMOUNT")            # Balance may not exceed the signed Amount
         flags = tx.get("Flags", 0)
@@ -581,11 +569,8 @@ class Ledger:
                 raise _Result("temBAD_SIGNATURE")
 
     def _do_PaymentChannelClaim(self, tx, work, prior, affected, nodes, digest) -> None:
-        chan = work.channels.get(tx["Channel"].upper())
+        chan = self._live_channel(tx, work, affected, nodes, missing="tecNO_TARGET")
         if chan is None:
-            raise _Result("tecNO_TARGET")
-        if self._expired(chan):
-            self._close_channel(chan, work, affected, nodes)
             return
         account = tx["Account"]
         if account not in (chan.account, chan.destination):
@@ -622,6 +607,28 @@ class Ledger:
         chan.previous_txn, chan.previous_lgr = digest, self.current_index
         nodes.append({"ModifiedNode": {"LedgerEntryType": "PayChannel", "LedgerIndex": chan.index,
                                        "FinalFields": chan.json()}})
+
+
+def _charged(state: _State, address: str, fee: int) -> _State:
+    """A copy of ``state`` where ``address`` paid ``fee`` (destroyed) and used its sequence: what
+    Transactor::apply does for tes and tec results alike
+    (https://xrpl.org/docs/references/protocol/transactions/transaction-results/tec-codes)."""
+    work = copy.deepcopy(state)
+    acct = work.accounts[address]
+    acct.balance -= fee
+    acct.sequence += 1
+    work.total_coins -= fee
+    return work
+
+
+def _positive_drops(tx: dict[str, Any], key: str) -> Optional[int]:
+    """``tx[key]`` in drops (``None`` if absent); not XRP or ≤ 0: temBAD_AMOUNT."""
+    if key not in tx:
+        return None
+    drops = _drops(tx[key])
+    if drops is None or drops <= 0:
+        raise _Result("temBAD_AMOUNT")
+    return drops
 
 
 def _valid_public_key(hex_key: str) -> bool:
