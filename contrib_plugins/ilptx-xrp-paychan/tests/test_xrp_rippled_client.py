@@ -6,10 +6,13 @@ each ``submit``); nothing waits for wall-clock time except the one request-timeo
 
 from __future__ import annotations
 
+import functools
+
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.internet.defer import Deferred
+from twisted.internet.defer import Deferred, ensureDeferred
+from twisted.internet.task import Clock
 from xrpl.core import keypairs
 from xrpl.core.binarycodec import decode, encode, encode_for_signing_claim
 from xrpl.models.transactions import Payment, PaymentChannelClaim, PaymentChannelCreate
@@ -18,9 +21,19 @@ from conftest import start_double
 from ilptx_xrp_paychan.rippled import (IXrpLedger, LedgerUnavailableError, RippledClient, RippledError,
                                        TransactionExpiredError, TransactionFailedError, TransactionRejectedError,
                                        sign_transaction)
-from rippled_double import channel_id
+from rippled_double import Ledger, RippledDouble, channel_id
 
 XRP = 1_000_000
+#: Seconds a test may take: a client that never fires a Deferred fails the test instead of hanging it.
+TEST_TIMEOUT = 15
+
+
+def bounded(test):
+    """Run an ``async def`` test on the reactor, cancelled (finally blocks run) after TEST_TIMEOUT."""
+    @functools.wraps(test)
+    def run(*args, **kwargs):
+        return ensureDeferred(test(*args, **kwargs)).addTimeout(TEST_TIMEOUT, reactor)
+    return run
 
 
 def make_client(url: str, **kw) -> RippledClient:
@@ -72,7 +85,7 @@ def test_client_provides_the_narrow_ledger_interface(rippled):
     assert IXrpLedger.implementedBy(RippledClient)
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_reads_come_back_in_rippleds_shapes(rippled, client):
     """server_info, fee and account_info answer as rippled does; an unknown account is None."""
     alice = rippled.funded(50 * XRP)
@@ -85,7 +98,7 @@ async def test_reads_come_back_in_rippleds_shapes(rippled, client):
     assert await client.account_info("rrrrrrrrrrrrrrrrrrrrBZbvji") is None
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_submit_fires_only_once_the_ledger_is_validated(rippled, client):
     """submit_transaction's Deferred waits past the preliminary tesSUCCESS until the ledger closes."""
     alice, bob = rippled.funded(), rippled.funded(20 * XRP)
@@ -106,7 +119,7 @@ async def test_submit_fires_only_once_the_ledger_is_validated(rippled, client):
     assert result.tx["Fee"] == "10" and result.tx["LastLedgerSequence"] == index + 20
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_channel_create_read_and_claim_through_the_client(rippled, client, autoclose):
     """Create → ledger_entry and account_channels show it → the destination's claim moves the drops."""
     alice, bob = rippled.funded(), rippled.funded(20 * XRP)
@@ -128,7 +141,7 @@ async def test_channel_create_read_and_claim_through_the_client(rippled, client,
     assert await client.channel("00" * 32) is None
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_validated_tec_result_is_transaction_failed(rippled, client, autoclose):
     """A claim above the channel's Amount validates as tecUNFUNDED_PAYMENT: TransactionFailedError, fee charged."""
     alice, bob = rippled.funded(), rippled.funded(20 * XRP)
@@ -146,7 +159,7 @@ async def test_validated_tec_result_is_transaction_failed(rippled, client, autoc
     assert rippled.ledger.account(bob.classic_address, validated=True).balance == 20 * XRP - 10
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_forged_blob_is_a_rippled_error(rippled, client):
     """A blob whose TxnSignature was made for other contents: RippledError invalidTransaction."""
     alice, bob = rippled.funded(), rippled.funded()
@@ -159,7 +172,7 @@ async def test_forged_blob_is_a_rippled_error(rippled, client):
     assert err.value.error == "invalidTransaction"
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_preliminary_rejection_is_transaction_rejected(rippled, client):
     """Fee 9 < 10 drops: telINSUF_FEE_P at once, TransactionRejectedError, never looked up again."""
     alice, bob = rippled.funded(), rippled.funded()
@@ -173,7 +186,7 @@ async def test_preliminary_rejection_is_transaction_rejected(rippled, client):
     assert digest not in rippled.ledger.txs
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_transaction_that_never_validates_expires_after_last_ledger_sequence(rippled, client):
     """terPRE_SEQ (not applied) with LastLedgerSequence = next ledger: TransactionExpiredError once it passed."""
     alice, bob = rippled.funded(), rippled.funded()
@@ -193,11 +206,12 @@ async def test_transaction_that_never_validates_expires_after_last_ledger_sequen
     assert (err.value.hash, err.value.last_ledger_sequence, err.value.last_result) == (digest, lls, "terPRE_SEQ")
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_account_subscription_streams_validated_transactions(rippled, client, autoclose):
     """subscribe_account(bob): the validated transaction paying bob arrives on the stream."""
     alice, bob = rippled.funded(), rippled.funded()
     got, callback = when_called(lambda m: m["transaction"].get("Destination") == bob.classic_address)
+    await client.request("ping")              # connected and subscribed to the ledger stream already
     client.subscribe_account(bob.classic_address, callback)
     await client.request("ping")
     result = await client.submit_transaction(alice, Payment(account=alice.classic_address, amount="777",
@@ -207,7 +221,7 @@ async def test_account_subscription_streams_validated_transactions(rippled, clie
     assert message["transaction"]["hash"] == result.hash
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_parallel_submissions_from_one_account_take_consecutive_sequences(rippled, client, autoclose):
     """Two submit_transaction calls at once from alice both validate, with sequences n and n + 1."""
     alice, bob = rippled.funded(), rippled.funded()
@@ -220,7 +234,7 @@ async def test_parallel_submissions_from_one_account_take_consecutive_sequences(
     assert {r.code for r in results} == {"tesSUCCESS"}
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_client_reconnects_after_the_double_restarts():
     """The double goes away and comes back on its port: the request made meanwhile is answered, streams resume."""
     double = start_double()
@@ -243,17 +257,19 @@ async def test_client_reconnects_after_the_double_restarts():
         await shut_down(c, double)
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_submit_validated_while_disconnected_is_found_after_reconnection():
     """The ledger closes while the client is cut off (no stream message): the tx lookup on reconnection finds it."""
     double = start_double()
     alice, bob = double.funded(), double.funded()
     c = make_client(double.url, poll_interval=60)
+    looked_up: Deferred = Deferred()
+    double.server.on_request = lambda r: r.get("command") == "tx" and not looked_up.called and looked_up.callback(0)
     try:
         d = c.submit_transaction(alice, Payment(account=alice.classic_address, amount="5",
                                                 destination=bob.classic_address))
-        while not double.ledger._pending:          # noqa: SLF001 - the double's open ledger has it
-            await c.request("ping")
+        await looked_up                             # the client's tx look-up after submit (not yet validated)
+        await c.request("ping")                     # ... and its answer are done: nothing is in flight
         double.server.drop_clients()
         double.server.ledger_accept()               # nobody subscribed hears this ledger close
         result = await d
@@ -262,7 +278,7 @@ async def test_submit_validated_while_disconnected_is_found_after_reconnection()
         await shut_down(c, double)
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_ledger_down_at_start_is_waited_for():
     """A client started before the double listens retries with backoff and answers once it is up."""
     double = start_double()
@@ -277,7 +293,7 @@ async def test_ledger_down_at_start_is_waited_for():
         await shut_down(c, double)
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_request_to_a_ledger_that_stays_down_times_out():
     """No rippled at the URL: LedgerUnavailableError after request_timeout, naming the command."""
     double = start_double()
@@ -291,7 +307,7 @@ async def test_request_to_a_ledger_that_stays_down_times_out():
         await c.stop()
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_ledger_accept_can_move_the_doubles_clock(rippled, client):
     """ledger_accept with advance (a double-only parameter) closes a ledger that many seconds later."""
     before = rippled.ledger.close_time
@@ -300,9 +316,26 @@ async def test_ledger_accept_can_move_the_doubles_clock(rippled, client):
     assert result["ledger_current_index"] == rippled.ledger.current_index
 
 
-@pytest_twisted.ensureDeferred
+@bounded
 async def test_unknown_command_is_unknown_cmd(rippled, client):
     """A command the double does not have: RippledError unknownCmd (rippled's token)."""
     with pytest.raises(RippledError) as err:
         await client.request("book_offers")
-    assert err.value.error == "unknownCmd" and err.value.response["error_code"] == 32
+    response = err.value.response
+    assert (err.value.error, response["error_code"], response["status"], response["type"]) == (
+        "unknownCmd", 32, "error", "response")
+    assert response["request"]["command"] == "book_offers" and isinstance(response["id"], int)
+
+
+def test_double_closes_ledgers_on_its_timer():
+    """close_interval: a ledger closes every interval of the injected clock, none before."""
+    clock = Clock()
+    clock.advance(1_800_000_000)
+    double = RippledDouble(Ledger(clock.seconds), reactor, close_interval=4, clock=clock)
+    start = double.ledger.validated_index
+    clock.advance(3.9)
+    assert double.ledger.validated_index == start
+    clock.advance(0.1)
+    clock.advance(4)
+    assert double.ledger.validated_index == start + 2
+    double.stop_timer()

@@ -69,12 +69,13 @@ class RippledDouble(WebSocketServerFactory):
     """The WebSocket factory; listen with ``reactor.listenTCP(0, double, interface="127.0.0.1")``.
 
     ``ledger`` is the :class:`~.ledger.Ledger`; ``close_interval`` (seconds, ``None``: only on
-    demand) closes ledgers on the reactor's clock. ``on_request`` (tests) sees every request.
+    demand) closes ledgers on ``clock`` (default: the reactor). ``on_request`` (tests) sees every request.
     """
 
     protocol = _Protocol
 
-    def __init__(self, ledger: Ledger, reactor: Any, close_interval: Optional[float] = None) -> None:
+    def __init__(self, ledger: Ledger, reactor: Any, close_interval: Optional[float] = None,
+                 clock: Any = None) -> None:
         super().__init__("ws://127.0.0.1", reactor=reactor)
         self.ledger = ledger
         self.clients: set[_Protocol] = set()
@@ -83,7 +84,7 @@ class RippledDouble(WebSocketServerFactory):
         self._timer: Optional[LoopingCall] = None
         if close_interval:
             self._timer = LoopingCall(self.ledger_accept)
-            self._timer.clock = reactor
+            self._timer.clock = clock or reactor
             self._timer.start(close_interval, now=False)
 
     def stop_timer(self) -> None:
