@@ -460,7 +460,8 @@ class RippledClient:
                 del self._pending[digest]
                 waiter.errback(TransactionExpiredError(digest, lls, code))
 
-        self.tx(digest).addCallbacks(found, lambda f: None)   # unavailable: the next check retries
+        # Unavailable: the next ledger close, poll or reconnection checks again.
+        self.tx(digest).addCallbacks(found, lambda failure: failure.trap(LedgerError) and None)
 
     def _resolve(self, digest: str, tx: dict[str, Any]) -> None:
         waiter = self._pending.pop(digest)[0]

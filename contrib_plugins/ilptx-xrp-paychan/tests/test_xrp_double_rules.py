@@ -143,6 +143,25 @@ def test_unsigned_blob_is_rejected():
         w.ledger.submit(encode(tx))
 
 
+def test_missing_required_field_is_rejected_before_the_ledger():
+    """A signed PaymentChannelCreate without SettleDelay: invalidTransaction, "Field ... is required"."""
+    w = World()
+    blob = raw_blob({"TransactionType": "PaymentChannelCreate", "Account": w.alice.classic_address, "Sequence": 1,
+                     "Destination": w.bob.classic_address, "Amount": "1000", "Fee": "10",
+                     "PublicKey": w.alice.public_key}, w.alice)
+    with pytest.raises(RpcError, match="SettleDelay' is required"):
+        w.ledger.submit(blob)
+
+
+def test_other_transaction_types_are_not_supported():
+    """An AccountSet (validly signed) is refused as notSupported: the double never pretends to apply it."""
+    w = World()
+    blob = raw_blob({"TransactionType": "AccountSet", "Account": w.alice.classic_address, "Sequence": 1,
+                     "Fee": "10"}, w.alice)
+    with pytest.raises(RpcError, match="notSupported"):
+        w.ledger.submit(blob)
+
+
 def test_key_that_is_not_the_accounts_master_key_is_tef_bad_auth_master(keyed_world):
     """Signed by carol's key for alice's account (no regular keys): tefBAD_AUTH_MASTER, no fee."""
     w = keyed_world
@@ -556,3 +575,19 @@ def test_close_time_is_the_ripple_epoch_clock(world):
     first = world.ledger.close_time
     world.ledger.close()
     assert first == START - RIPPLE_EPOCH and world.ledger.close_time == first + 1
+
+
+def test_channel_id_matches_the_xrpl_js_vector():
+    """channel_id reproduces xrpl.js ``hashes.hashPaymentChannel`` (its test vector: seq 82 → E357…7366)."""
+    assert channel_id("rDx69ebzbowuqztksVDmZXjizTd12BVr4x", "rLFtVprxUEfsH54eCWKsZrEQzMDsx1wqso", 82) == (
+        "E35708503B3C3143FB522D749AAFCC296E8060F0FB371A9A56FAE0B1ED127366")
+
+
+def test_transaction_hash_is_xrpl_pys(world):
+    """The double's and the client's tx hash equal xrpl-py's ``Transaction.get_hash`` of the same signed tx."""
+    from xrpl.transaction import sign
+    tx = Payment(account=world.alice.classic_address, destination=world.bob.classic_address, amount="1", fee="10",
+                 sequence=1, last_ledger_sequence=9)
+    signed = sign(tx, world.alice)
+    assert tx_hash(signed.blob()) == signed.get_hash()
+    assert sign_transaction(tx, world.alice, fee=10, sequence=1, last_ledger_sequence=9)[1] == signed.get_hash()

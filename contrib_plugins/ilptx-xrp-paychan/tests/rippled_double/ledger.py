@@ -70,7 +70,15 @@ RESULTS: dict[str, tuple[int, str]] = {
     "telINSUF_FEE_P": (-394, "Fee insufficient."),
 }
 
-SUPPORTED_TYPES = ("Payment", "PaymentChannelCreate", "PaymentChannelFund", "PaymentChannelClaim")
+#: The transaction types the double models and their required fields besides the common ones
+#: (each type's page under https://xrpl.org/docs/references/protocol/transactions/types/).
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "Payment": ("Amount", "Destination"),
+    "PaymentChannelCreate": ("Amount", "Destination", "SettleDelay", "PublicKey"),
+    "PaymentChannelFund": ("Channel", "Amount"),
+    "PaymentChannelClaim": ("Channel",),
+}
+_COMMON_REQUIRED = ("Account", "Fee", "Sequence", "SigningPubKey")
 
 
 class RpcError(Exception):
@@ -326,10 +334,13 @@ class Ledger:
             raise RpcError("invalidTransaction", f"fails local checks: cannot decode tx_blob ({exc})") from None
         if "Signers" in tx:
             raise RpcError("notSupported", "the rippled double does not support multi-signing")
-        if tx.get("TransactionType") not in SUPPORTED_TYPES:
+        if tx.get("TransactionType") not in REQUIRED:
             raise RpcError("notSupported", f"the rippled double does not model {tx.get('TransactionType')}")
-        signature, pubkey = tx.get("TxnSignature"), tx.get("SigningPubKey")
-        if not signature or not pubkey or "Account" not in tx:
+        for key in _COMMON_REQUIRED + REQUIRED[tx["TransactionType"]]:
+            if key not in tx:
+                raise RpcError("invalidTransaction", f"fails local checks: Field '{key}' is required but missing.")
+        signature, pubkey = tx.get("TxnSignature"), tx["SigningPubKey"]
+        if not signature or not pubkey:
             raise RpcError("invalidTransaction", "fails local checks: Transaction has bad signature.")
         unsigned = {k: v for k, v in tx.items() if k != "TxnSignature"}
         try:

@@ -19,8 +19,11 @@ from typing import Any, Callable, Optional
 
 from autobahn.twisted.websocket import WebSocketServerFactory, WebSocketServerProtocol
 from twisted.internet.task import LoopingCall
+from twisted.logger import Logger
 
 from .ledger import BASE_FEE, RESERVE_BASE, RESERVE_INC, RESULTS, Ledger, RpcError, TxRecord
+
+_log = Logger(namespace="rippled_double")
 
 #: rippled's numeric codes for the errors used here (rippled ``ErrorCodes.h``).
 _ERROR_CODES = {"actNotFound": 19, "txnNotFound": 29, "invalidParams": 31, "unknownCmd": 32, "actMalformed": 35}
@@ -58,6 +61,9 @@ class _Protocol(WebSocketServerProtocol):
             answer.update(status="error", error=err.error, error_message=err.message, request=request, **err.extra)
             if err.error in _ERROR_CODES:
                 answer["error_code"] = _ERROR_CODES[err.error]
+        except Exception:  # noqa: BLE001 - a bug of the double answers "internal", as rippled would, and is logged
+            _log.failure("the rippled double failed on {request}", request=request)
+            answer.update(status="error", error="internal", error_message="Internal error.", request=request)
         self.send(answer)
 
     def send(self, message: dict[str, Any]) -> None:
