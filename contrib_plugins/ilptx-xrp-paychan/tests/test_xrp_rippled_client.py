@@ -13,6 +13,7 @@ import pytest_twisted
 from twisted.internet import reactor
 from twisted.internet.defer import Deferred, ensureDeferred
 from twisted.internet.task import Clock
+from twisted.internet.threads import deferToThread
 from xrpl.core import keypairs
 from xrpl.core.binarycodec import decode, encode, encode_for_signing_claim
 from xrpl.models.transactions import Payment, PaymentChannelClaim, PaymentChannelCreate
@@ -339,3 +340,40 @@ def test_double_closes_ledgers_on_its_timer():
     clock.advance(4)
     assert double.ledger.validated_index == start + 2
     double.stop_timer()
+
+
+@bounded
+async def test_double_as_its_own_process_serves_the_genesis_account():
+    """``python -m rippled_double``: the client pays from the stand-alone genesis account, closes on its timer."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from xrpl import CryptoAlgorithm
+    from xrpl.wallet import Wallet
+
+    from conftest import make_wallet
+    from rippled_double import GENESIS_SEED, RESERVE_BASE
+    tests = Path(__file__).resolve().parent
+    proc = subprocess.Popen([sys.executable, "-m", "rippled_double", "--close-interval", "0.1"], cwd=tests,
+                            stdout=subprocess.PIPE, text=True, env=dict(os.environ, PYTHONPATH=str(tests)))
+    c = None
+    try:
+        line = await deferToThread(proc.stdout.readline)
+        assert line.startswith("rippled double listening on ws://127.0.0.1:"), line
+        c = make_client(line.split()[-1])
+        genesis = Wallet.from_seed(GENESIS_SEED, algorithm=CryptoAlgorithm.SECP256K1)
+        fresh = make_wallet()
+        result = await c.submit_transaction(genesis, Payment(account=genesis.classic_address,
+                                                             amount=str(RESERVE_BASE * 5),
+                                                             destination=fresh.classic_address))
+        assert result.code == "tesSUCCESS"
+        assert (await c.account_info(fresh.classic_address))["Balance"] == str(RESERVE_BASE * 5)
+    finally:
+        if c is not None:
+            await c.stop()
+        proc.send_signal(signal.SIGTERM)
+        await deferToThread(proc.wait, 10)
+        proc.stdout.close()

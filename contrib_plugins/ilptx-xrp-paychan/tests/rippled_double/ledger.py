@@ -30,6 +30,12 @@ BASE_FEE = 10
 RESERVE_BASE = 1_000_000
 RESERVE_INC = 200_000
 
+#: Stand-alone rippled's genesis account and its well-known seed (secp256k1): it holds all XRP of
+#: a new genesis ledger (https://xrpl.org/docs/infrastructure/testing-and-auditing/start-a-new-genesis-ledger-in-stand-alone-mode).
+GENESIS_ADDRESS = "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh"
+GENESIS_SEED = "snoPBrXtMeMyMHUVTgbuqAfg1SUTb"
+GENESIS_DROPS = 100_000_000_000 * 1_000_000
+
 #: https://xrpl.org/docs/references/protocol/transactions/common-fields#flags-field
 TF_FULLY_CANONICAL_SIG = 0x80000000
 TF_INNER_BATCH_TXN = 0x40000000
