@@ -184,6 +184,11 @@ class _Protocol(WebSocketClientProtocol):
         self.ws_opened: defer.Deferred = defer.Deferred()
         super().connectionMade()
 
+    def real(self) -> "_Protocol":
+        """This protocol itself, also when called through the proxy ClientService gives to
+        ``prepareConnection`` (``whenConnected`` gives the protocol itself)."""
+        return self
+
     def onOpen(self) -> None:  # noqa: N802 - Autobahn's name
         self.ws_open = True
         if not self.ws_opened.called:
@@ -270,7 +275,7 @@ class RippledClient:
         subscribe again (streams do not survive a connection) and look up what is pending."""
         def opened(_: Any) -> None:
             _log.info("connected to rippled at {url}", url=self.url)
-            defer.ensureDeferred(self._subscribe(proto)).addErrback(
+            defer.ensureDeferred(self._subscribe(proto.real())).addErrback(
                 lambda f: _log.warn("subscribing at {url} failed: {e}", url=self.url, e=f.value))
             return None
 

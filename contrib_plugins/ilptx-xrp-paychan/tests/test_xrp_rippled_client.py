@@ -259,6 +259,28 @@ async def test_client_reconnects_after_the_double_restarts():
 
 
 @bounded
+async def test_request_cut_off_in_flight_is_sent_again_on_the_next_connection():
+    """The connection drops while server_info is in flight: it is resent after reconnecting and answered."""
+    double = start_double()
+    c = make_client(double.url, request_timeout=10)
+    seen = []
+
+    def cut_first(request):
+        seen.append(request["command"])
+        if request["command"] == "server_info" and seen.count("server_info") == 1:
+            double.server.drop_clients()           # its answer is never sent
+    try:
+        await c.request("ping")
+        double.server.on_request = cut_first
+        started = reactor.seconds()
+        info = await c.server_info()
+        assert info["server_state"] == "full" and seen.count("server_info") == 2
+        assert reactor.seconds() - started < 5      # resent at once, not after the request timeout
+    finally:
+        await shut_down(c, double)
+
+
+@bounded
 async def test_submit_validated_while_disconnected_is_found_after_reconnection():
     """The ledger closes while the client is cut off (no stream message): the tx lookup on reconnection finds it."""
     double = start_double()
