@@ -399,3 +399,28 @@ async def test_double_as_its_own_process_serves_the_genesis_account():
         proc.send_signal(signal.SIGTERM)
         await deferToThread(proc.wait, 10)
         proc.stdout.close()
+
+
+@bounded
+async def test_missing_channel_is_entry_not_found_in_rippleds_envelope(rippled, client):
+    """ledger_entry of an absent PayChannel: status error, error entryNotFound (channel() turns it into None)."""
+    with pytest.raises(RippledError) as err:
+        await client.request("ledger_entry", payment_channel="AB" * 32, ledger_index="validated")
+    assert (err.value.response["status"], err.value.error) == ("error", "entryNotFound")
+
+
+@bounded
+async def test_unsubscribed_account_gets_no_more_transactions(rippled, client, autoclose):
+    """After unsubscribe (accounts), a payment to the account streams nothing; the ledger stream goes on."""
+    alice, bob = rippled.funded(), rippled.funded()
+    got = []
+    await client.request("ping")
+    client.subscribe_account(bob.classic_address, got.append)
+    await client.request("unsubscribe", accounts=[bob.classic_address])
+    closed, on_closed = when_called(lambda m: True)
+    client.on_ledger_closed(on_closed)
+    await client.submit_transaction(alice, Payment(account=alice.classic_address, amount="1",
+                                                   destination=bob.classic_address))
+    await closed
+    await client.request("ping")
+    assert got == []
