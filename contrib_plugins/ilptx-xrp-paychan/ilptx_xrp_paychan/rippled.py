@@ -218,11 +218,14 @@ class RippledClient:
     ``retry_initial``/``retry_max``: backoff between connection attempts (seconds, ×1.5 each);
     ``poll_interval``: seconds between ``tx`` look-ups of submitted transactions besides those
     after each ledger close; ``ledger_offset``: ledgers a transaction of
-    :meth:`submit_transaction` may take to validate (its LastLedgerSequence).
+    :meth:`submit_transaction` may take to validate (its LastLedgerSequence); ``tls``: for
+    ``wss://``, an ``IOpenSSLClientConnectionCreator`` (default: the host name checked against the
+    system's trust roots, :func:`twisted.internet.ssl.optionsForClientTLS`).
     """
 
     def __init__(self, url: str, reactor: Any, *, request_timeout: float = 10.0, retry_initial: float = 0.5,
-                 retry_max: float = 30.0, poll_interval: float = 4.0, ledger_offset: int = 20) -> None:
+                 retry_max: float = 30.0, poll_interval: float = 4.0, ledger_offset: int = 20,
+                 tls: Any = None) -> None:
         self.url = url
         self._reactor = reactor
         self._timeout = request_timeout
@@ -232,7 +235,7 @@ class RippledClient:
         port = parsed.port or (443 if secure else 80)
         endpoint: Any = TCP4ClientEndpoint(reactor, parsed.host, port, timeout=max(1, int(request_timeout)))
         if secure:
-            endpoint = wrapClientTLS(optionsForClientTLS(parsed.host), endpoint)
+            endpoint = wrapClientTLS(tls or optionsForClientTLS(parsed.host), endpoint)
         factory = WebSocketClientFactory(url, reactor=reactor)
         factory.protocol = _Protocol
         factory.client = self

@@ -424,3 +424,50 @@ async def test_unsubscribed_account_gets_no_more_transactions(rippled, client, a
     await closed
     await client.request("ping")
     assert got == []
+
+
+def _self_signed() -> tuple[bytes, bytes]:
+    """A P-256 certificate for localhost / 127.0.0.1 and its key, PEM (cryptography)."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.timezone.utc)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(days=1))
+            .not_valid_after(now + datetime.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost"),
+                                                        x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    return (cert.public_bytes(serialization.Encoding.PEM),
+            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                              serialization.NoEncryption()))
+
+
+@bounded
+async def test_client_speaks_wss_and_checks_the_certificate():
+    """wss:// with the double behind TLS: answered with the cert trusted; refused for another host name."""
+    from twisted.internet import ssl
+    cert, key = _self_signed()
+    server = RippledDouble(Ledger(reactor.seconds), reactor)
+    port = reactor.listenSSL(0, server, ssl.PrivateCertificate.loadPEM(cert + key).options(), interface="127.0.0.1")
+    url = f"wss://localhost:{port.getHost().port}"
+    trusted = ssl.optionsForClientTLS("localhost", trustRoot=ssl.Certificate.loadPEM(cert))
+    good = make_client(url, tls=trusted)
+    wrong = make_client(url, request_timeout=0.5,
+                        tls=ssl.optionsForClientTLS("not-localhost", trustRoot=ssl.Certificate.loadPEM(cert)))
+    try:
+        assert (await good.fee())["drops"]["base_fee"] == "10"
+        with pytest.raises(LedgerUnavailableError):
+            await wrong.fee()
+    finally:
+        await good.stop()
+        await wrong.stop()
+        server.drop_clients()
+        await port.stopListening()
