@@ -352,14 +352,14 @@ class RippledClient:
         elif kind == "ledgerClosed":
             self._saw_validated(message.get("ledger_index"))
             for listener in list(self._ledger_listeners):
-                listener(message)
+                _notify(listener, message)
             self._check_all()
         elif kind == "transaction" and message.get("validated"):
             tx = message.get("transaction", {})
             touched = {tx.get("Account"), tx.get("Destination")} | _accounts_in_meta(message.get("meta", {}))
             for address in touched & set(self._accounts):
                 for callback in list(self._accounts[address]):
-                    callback(message)
+                    _notify(callback, message)
             if tx.get("hash") in self._pending:
                 self._resolve(tx["hash"], dict(tx, meta=message.get("meta", {}), validated=True,
                                                ledger_index=message.get("ledger_index")))
@@ -501,6 +501,14 @@ class RippledClient:
         finally:
             lock.release()
         return await self._wait(waiter, defer.succeed(None))
+
+
+def _notify(callback: Callable[[dict[str, Any]], None], message: dict[str, Any]) -> None:
+    """Call a stream listener; its failure is logged and does not reach the connection."""
+    try:
+        callback(message)
+    except Exception:  # noqa: BLE001 - a listener's bug must not drop the other listeners or the link
+        _log.failure("a rippled stream listener failed on a {type} message", type=message.get("type"))
 
 
 def _none_if(error: str) -> Callable[[Any], None]:

@@ -209,10 +209,11 @@ async def test_transaction_that_never_validates_expires_after_last_ledger_sequen
 
 @bounded
 async def test_account_subscription_streams_validated_transactions(rippled, client, autoclose):
-    """subscribe_account(bob): the validated transaction paying bob arrives on the stream."""
+    """subscribe_account(bob): the validated transaction paying bob arrives, also after a failing listener."""
     alice, bob = rippled.funded(), rippled.funded()
     got, callback = when_called(lambda m: m["transaction"].get("Destination") == bob.classic_address)
     await client.request("ping")              # connected and subscribed to the ledger stream already
+    client.subscribe_account(bob.classic_address, lambda m: 1 / 0)   # a broken listener harms nobody else
     client.subscribe_account(bob.classic_address, callback)
     await client.request("ping")
     result = await client.submit_transaction(alice, Payment(account=alice.classic_address, amount="777",
