@@ -591,3 +591,25 @@ def test_transaction_hash_is_xrpl_pys(world):
     signed = sign(tx, world.alice)
     assert tx_hash(signed.blob()) == signed.get_hash()
     assert sign_transaction(tx, world.alice, fee=10, sequence=1, last_ledger_sequence=9)[1] == signed.get_hash()
+
+
+#: The claim of the XRPL docs' channel_authorize / channel_verify pages (signed by rippled; verified: true).
+DOCS_CLAIM = {"Channel": "5DB01B7FFED6B67E6B0414DED11E051D2EE2B7619CE0EAA6286D67A3A4D5BDB3", "Balance": "1000000",
+              "PublicKey": "023693F15967AE357D0327974AD46FE3C127113B1110D6044FD41E723689F81CC6",
+              "Signature": "304402204EF0AFB78AC23ED1C472E74F4299C0C21F1B21D07EFC0A3838A420F76D783A40"
+                           "0220154FB11B6F54320666E4C36CA7F686C16A3A0456800BBC43746F34AF50290064"}
+
+
+def test_claim_check_accepts_the_xrpl_docs_claim_signed_by_rippled():
+    """The double's claim-signature check passes rippled's own signature from the docs, fails it for 1 drop more."""
+    Ledger._preflight_PaymentChannelClaim(dict(DOCS_CLAIM))
+    with pytest.raises(Exception, match="temBAD_SIGNATURE"):
+        Ledger._preflight_PaymentChannelClaim(dict(DOCS_CLAIM, Balance="1000001"))
+
+
+def test_account_channels_public_key_is_base58_as_in_the_docs():
+    """account_channels' public_key is the base58 account public key (the docs' aB44… for 023693…)."""
+    from rippled_double.ledger import PayChannel
+    chan = PayChannel(DOCS_CLAIM["Channel"], "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh", "rHb9CJAWyB4rj91VRWn96DkukG4bwdtyTh",
+                      1, 0, 1, DOCS_CLAIM["PublicKey"])
+    assert chan.account_channels_json()["public_key"] == "aB44YfzW24VDEJQ2UuLPV2PvqcPCSoLnL7y5M1EzhdW4LnK5xMS3"
