@@ -184,9 +184,10 @@ class EthereumModule:
         ``total − base``; open a channel first (at least ``outgoingChannelAmount``) when there is
         none or it was closed or is settling, deposit when it holds less than the claim.
         :returns: the ``machinomy`` JSON (``str``).
-        :raises RuntimeError: the peer's address is not known yet (no ``info`` exchange)."""
+        Before the first ``info`` exchange has finished, it does that exchange first.
+        :raises PeerUnreachableError: no peer to learn its address from (the payout stays queued)."""
         if self.peer_address is None:
-            raise RuntimeError(f"account {self.account_id}: the peer's Ethereum address is not known yet")
+            yield self.peer_connected()
         channel = None
         if self.outgoing is not None:
             channel = yield self.ledger.channel(self.outgoing["channelId"])

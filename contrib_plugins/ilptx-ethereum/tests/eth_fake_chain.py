@@ -23,10 +23,11 @@ CONTRACT = "0x" + "c0" * 20
 
 
 class FakeChain:
-    """Balances (wei) and channels; ``chain_id`` 1337; the contract at :data:`CONTRACT`."""
+    """Balances (wei) and channels; ``chain_id`` 1337; the contract at :data:`CONTRACT`; ``gas_price`` wei per
+    gas (what ``gas_price()`` reports; transactions themselves cost nothing here)."""
 
-    def __init__(self, chain_id: int = 1337) -> None:
-        self.chain_id = chain_id
+    def __init__(self, chain_id: int = 1337, gas_price: int = 1) -> None:
+        self.chain_id, self.gas_price = chain_id, gas_price
         self.balances: dict[str, int] = {}
         self.channels: dict[str, ChannelSnapshot] = {}
         self.block = 1
@@ -127,7 +128,7 @@ class FakeLedgerClient:
         return succeed(self.chain.block)
 
     def gas_price(self):
-        return succeed(1)
+        return succeed(self.chain.gas_price)
 
     def chain_id(self):
         return succeed(self.chain.chain_id)
