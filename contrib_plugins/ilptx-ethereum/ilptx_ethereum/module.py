@@ -144,8 +144,7 @@ class EthereumModule:
     @inlineCallbacks
     def peer_connected(self):
         """``info`` exchange: send our address, link the peer's (for life)."""
-        mine = protocol.encode_info(self.address)
-        entries = yield self.ctx.call_peer(mine.protocol_name, mine.data, mine.content_type)
+        entries = yield self._call(protocol.encode_info(self.address))
         info = protocol.select(entries)
         if info is None or info.protocol_name != protocol.INFO:
             raise ValueError("the peer answered info without an info entry")
@@ -231,7 +230,10 @@ class EthereumModule:
             self.ctx.log.warn("account {account}: sending the {what} to the peer failed: {error}",
                               account=self.account_id, what=what, error=failure.getErrorMessage())
 
-        return self.ctx.call_peer(sub.protocol_name, sub.data, sub.content_type).addErrback(failed)
+        return self._call(sub).addErrback(failed)
+
+    def _call(self, sub: protocol.SubProtocolEntry):
+        return self.ctx.call_peer(sub.protocol_name, sub.data, sub.content_type)
 
     def send_claim(self, claim: str):
         """Send ``claim`` (the ``machinomy`` JSON) to the peer. :returns: ``Deferred`` of its answer."""
@@ -243,18 +245,21 @@ class EthereumModule:
     def request_close(self):
         """Ask the peer to claim (and so close) our channel to it (``requestClose``).
         :returns: ``Deferred`` of its answer."""
-        sub = protocol.encode_request_close()
-        return self.ctx.call_peer(sub.protocol_name, sub.data, sub.content_type)
+        return self._call(protocol.encode_request_close())
 
     # -- being paid -------------------------------------------------------------------------------
 
-    @inlineCallbacks
-    def _on_info(self, entry):
+    @staticmethod
+    def _decode(decoder: Callable, entry):
+        """``decoder(entry)``; a malformed entry is refused (ClaimRejectedError naming the field)."""
         try:
-            address = protocol.decode_info(entry)
+            return decoder(entry)
         except protocol.MalformedMessageError as exc:
             raise ClaimRejectedError(str(exc)) from None
-        yield self._link_peer(address)
+
+    @inlineCallbacks
+    def _on_info(self, entry):
+        yield self._link_peer(self._decode(protocol.decode_info, entry))
         return [_entry(protocol.encode_info(self.address))]
 
     def _on_deposit(self, entry):
@@ -269,10 +274,7 @@ class EthereumModule:
 
     @inlineCallbacks
     def _on_claim(self, entry):
-        try:
-            claim = protocol.decode_claim(entry)
-        except protocol.MalformedMessageError as exc:
-            raise ClaimRejectedError(str(exc)) from None
+        claim = self._decode(protocol.decode_claim, entry)
         best = yield self.ctx.best_incoming_claim()
         incoming, previous = self.incoming, None
         if incoming is not None:

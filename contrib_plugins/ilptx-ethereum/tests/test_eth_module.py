@@ -212,3 +212,16 @@ def test_claim_on_a_channel_that_never_appears_is_refused_after_20_reads():
     pair.settle(0.25)
     assert "ChannelNotFoundError" in d.result.getErrorMessage() and credited == []
     d.addErrback(lambda f: None)
+
+
+def test_info_links_the_peer_address_for_life():
+    """Both sides learn each other's address from info; a later info naming another address is refused (F00)."""
+    pair = make_pair()
+    connect(pair)
+    assert (pair.plugin.module.peer_address, pair.peer.module.peer_address) == (address_of(KEY_B), address_of(KEY_A))
+    other = protocol.encode_info(address_of("0x" + "c3" * 32))
+    d = pair.plugin.settlement.call_peer(other.protocol_name, other.data, other.content_type)
+    pair.settle()
+    assert "is not the one linked" in d.result.getErrorMessage()
+    d.addErrback(lambda f: None)
+    assert pair.peer.module.peer_address == address_of(KEY_A) and pair.peer.is_connected()
