@@ -50,7 +50,7 @@ from ilptx_ethereum.claims import address_of, make_claim
 from ilptx_ethereum.model import Claim
 from ilptx_ethereum.options import parse_options
 
-__all__ = ["EthereumModule", "CLAIM_GAS", "CHANNEL_RETRIES", "CHANNEL_RETRY_DELAY"]
+__all__ = ["EthereumModule", "CLAIM_GAS", "CHANNEL_RETRIES", "CHANNEL_RETRY_DELAY", "INFO_RETRY_DELAYS"]
 
 #: gas a ``claim`` transaction uses at most (the Unidirectional contract's claim takes ~50-70k):
 #: the fee estimate is ``gas price × CLAIM_GAS``
@@ -59,6 +59,8 @@ CLAIM_GAS = 100_000
 CHANNEL_RETRIES = 20
 #: seconds between those reads
 CHANNEL_RETRY_DELAY = 0.25
+#: seconds before each new ``info`` request to a peer that refused the last one
+INFO_RETRY_DELAYS = (0.1, 0.25, 0.5, 1, 2)
 
 
 def _entry(sub: protocol.SubProtocolEntry) -> ProtocolDataEntry:
@@ -143,7 +145,24 @@ class EthereumModule:
 
     @inlineCallbacks
     def peer_connected(self):
-        """``info`` exchange: send our address, link the peer's (for life)."""
+        """``info`` exchange: send our address, link the peer's (for life). A peer that refuses
+        it at first is asked again after each of :data:`INFO_RETRY_DELAYS` seconds (the JS
+        client answers ``Account peer is not yet loaded`` until it has loaded its account,
+        just after its WebSocket connected). :raises: the last attempt's error."""
+        for delay in INFO_RETRY_DELAYS:
+            try:
+                yield self._exchange_info()
+                return
+            except (ClaimRejectedError, ValueError):
+                raise
+            except Exception as exc:
+                self.ctx.log.info("account {account}: info exchange failed ({error}); again in {delay} s",
+                                  account=self.account_id, error=str(exc), delay=delay)
+                yield deferLater(self.ctx.clock, delay, lambda: None)
+        yield self._exchange_info()
+
+    @inlineCallbacks
+    def _exchange_info(self):
         entries = yield self._call(protocol.encode_info(self.address))
         info = protocol.select(entries)
         if info is None or info.protocol_name != protocol.INFO:
@@ -186,7 +205,7 @@ class EthereumModule:
         Before the first ``info`` exchange has finished, it does that exchange first.
         :raises PeerUnreachableError: no peer to learn its address from (the payout stays queued)."""
         if self.peer_address is None:
-            yield self.peer_connected()
+            yield self._exchange_info()
         channel = None
         if self.outgoing is not None:
             channel = yield self.ledger.channel(self.outgoing["channelId"])

@@ -47,21 +47,6 @@ def _soon(seconds: int = 30):
     return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
-def _balance(ganache, address: str) -> int:
-    return int(ganache.rpc("eth_getBalance", [address, "latest"]), 16)
-
-
-def _fee_of_last_tx_from(ganache, address: str) -> tuple[str, int]:
-    """(tx hash, gasUsed × effectiveGasPrice) of the latest transaction sent by ``address`` (from the receipts)."""
-    block = ganache.rpc("eth_getBlockByNumber", ["latest", True])
-    while True:
-        for tx in block["transactions"]:
-            if tx["from"].lower() == address.lower():
-                receipt = ganache.rpc("eth_getTransactionReceipt", [tx["hash"]])
-                return tx["hash"], int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-        block = ganache.rpc("eth_getBlockByHash", [block["parentHash"], True])
-
-
 def _wait_for(predicate, what: str, timeout: float = 20.0):
     """Poll ``predicate()`` (truthy when done) every 50 ms on the real reactor."""
     @pytest_twisted.inlineCallbacks
@@ -145,24 +130,24 @@ def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
         assert b_info["ethereum"]["outgoingChannel"]["channelId"] == a_info["ethereum"]["incomingChannel"]["channelId"]
 
         # b claims a's channel itself: b gains exactly the claim net of its gas, a gets the rest back
-        before = {who: _balance(ganache, addr) for who, addr in (("a", module_a.address), ("b", module_b.address),
+        before = {who: ganache.balance(addr) for who, addr in (("a", module_a.address), ("b", module_b.address),
                                                                  ("contract", ganache.contract_address))}
         tx = yield module_b.claim_incoming(reason="test", worthwhile_only=False)
         assert tx.events == ("DidClaim",)
         claimed = 9 * PACKET * GWEI
-        assert _balance(ganache, module_b.address) - before["b"] == claimed - tx.fee_wei
-        assert _balance(ganache, module_a.address) - before["a"] == 20_000_000 * GWEI - claimed
-        assert before["contract"] - _balance(ganache, ganache.contract_address) == 20_000_000 * GWEI
+        assert ganache.balance(module_b.address) - before["b"] == claimed - tx.fee_wei
+        assert ganache.balance(module_a.address) - before["a"] == 20_000_000 * GWEI - claimed
+        assert before["contract"] - ganache.balance(ganache.contract_address) == 20_000_000 * GWEI
         assert (yield module_a.ledger.channel(out_a["channelId"])) is None
 
         # b asks a to close b's channel (requestClose): a claims it on chain
         in_a = a_info["ethereum"]["incomingChannel"]
-        before_a, before_b = _balance(ganache, module_a.address), _balance(ganache, module_b.address)
+        before_a, before_b = ganache.balance(module_a.address), ganache.balance(module_b.address)
         yield module_b.request_close()
         assert (yield module_b.ledger.channel(in_a["channelId"])) is None
-        tx_hash, fee = _fee_of_last_tx_from(ganache, module_a.address)
-        assert _balance(ganache, module_a.address) - before_a == 6 * PACKET * GWEI - fee
-        assert _balance(ganache, module_b.address) - before_b == 20_000_000 * GWEI - 6 * PACKET * GWEI
+        tx_hash, fee = ganache.last_tx_fee(module_a.address)
+        assert ganache.balance(module_a.address) - before_a == 6 * PACKET * GWEI - fee
+        assert ganache.balance(module_b.address) - before_b == 20_000_000 * GWEI - 6 * PACKET * GWEI
 
         # paying on after the close opens a new channel whose claims continue the lifetime totals
         for preimage in (b"\x77" * 32, b"\x78" * 32, b"\x79" * 32):

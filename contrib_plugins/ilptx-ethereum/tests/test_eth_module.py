@@ -225,3 +225,26 @@ def test_info_links_the_peer_address_for_life():
     assert "is not the one linked" in d.result.getErrorMessage()
     d.addErrback(lambda f: None)
     assert pair.peer.module.peer_address == address_of(KEY_A) and pair.peer.is_connected()
+
+
+def test_info_refused_at_first_is_asked_again():
+    """A peer that answers the first info with an error (the JS 'Account peer is not yet loaded') is asked again."""
+    pair = make_pair()
+    real, refusals = pair.peer.module._on_info, []
+
+    def not_loaded_yet(entry):
+        if not refusals:
+            refusals.append(entry)
+            raise RuntimeError("Account peer is not yet loaded")
+        return real(entry)
+
+    pair.peer.module._on_info = not_loaded_yet
+    pair.peer.module.peer_connected = lambda: None  # as the JS client, which sends no info of its own on connect
+    ds = [pair.plugin.connect(), pair.peer.connect()]
+    pair.settle()
+    for d in ds:
+        result_of(d)
+    assert refusals and pair.plugin.module.peer_address is None
+    pair.settle(0.1)
+    pair.settle(0.25)
+    assert pair.plugin.module.peer_address == address_of(KEY_B)

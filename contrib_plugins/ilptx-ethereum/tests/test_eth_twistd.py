@@ -120,10 +120,6 @@ def _get(port: int, path: str):
     return (yield treq.json_content(response))
 
 
-def _balance(ganache, address: str) -> int:
-    return int(ganache.rpc("eth_getBalance", [address, "latest"]), 16)
-
-
 @pytest_twisted.inlineCallbacks
 def test_two_twistd_connectors_settle_and_sigterm_claims_on_chain(ganache, installed):
     """6 Prepares a→b over two twistd connectors: 2 claims, admin APIs agree (balances 0, paid = credited); SIGTERM of
@@ -172,14 +168,14 @@ def test_two_twistd_connectors_settle_and_sigterm_claims_on_chain(ganache, insta
         yield bob.disconnect()
         clients.remove(bob)
         address_b = info_b["ethereum"]["address"]
-        before = _balance(ganache, address_b)
+        before = ganache.balance(address_b)
         assert b.stop() in (0, -signal.SIGTERM), b.output()
         out = b.output()
         assert "claimed channel" in out and "Traceback" not in out, out
         tx = next(line for line in out.splitlines() if "claimed channel" in line).split("tx ")[1].split(",")[0]
         receipt = ganache.rpc("eth_getTransactionReceipt", [tx])
         fee = int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
-        assert _balance(ganache, address_b) - before == 6 * PACKET * GWEI - fee
+        assert ganache.balance(address_b) - before == 6 * PACKET * GWEI - fee
         selector = keccak(text="channels(bytes32)")[:4].hex()
         onchain = ganache.rpc("eth_call", [{"to": ganache.contract_address,
                                             "data": "0x" + selector + channel["channelId"][2:]}, "latest"])
