@@ -186,3 +186,19 @@ def test_two_twistd_connectors_settle_and_sigterm_claims_on_chain(ganache, insta
         for connector in reversed(started):
             connector.stop()
             connector.close()
+
+
+def test_bad_option_stops_twistd_with_one_line_naming_the_key(ganache, installed):
+    """A malformed ethereumPrivateKey: twistd exits 2 with one 'config error' line naming the key, no traceback."""
+    admin, peer, child = _ports(3)
+    config = _config("test.a", ganache, "0x1234", {"listener": {"host": "127.0.0.1", "port": peer, "secret": "x"}},
+                     "alice", child, admin, "test.b")
+    connector = Connector(config, installed)
+    try:
+        status = connector.proc.wait(60)
+        out = connector.output()
+        assert status == 2, out
+        assert "accounts.peer.options.ethereumPrivateKey: required: the account's secp256k1 private key" in out, out
+        assert "Traceback" not in out and "1234" not in out.split("ethereumPrivateKey", 1)[1], out
+    finally:
+        connector.close()
