@@ -22,14 +22,15 @@ ETH = 10 ** 18
 GWEI = 10 ** 9
 
 
-def make_pair(chain=None, **extra):
-    """A connected (payer, payee) pair of ethereum plugins on ``chain`` (a funded FakeChain by default)."""
+def make_pair(chain=None, peer_extra=None):
+    """A (payer, payee) pair of ethereum plugins on ``chain`` (a funded FakeChain by default), not yet connected;
+    ``peer_extra``: more options of the payee."""
     if chain is None:
         chain = FakeChain()
         chain.fund(KEY_A, 10 * ETH)
         chain.fund(KEY_B, 10 * ETH)
-    pair = linked_settling_plugins(factory_on(chain, KEY_A), factory_on(chain, KEY_B),
-                                   options={**module_options(KEY_A), **extra}, peer_options=module_options(KEY_B))
+    pair = linked_settling_plugins(factory_on(chain, KEY_A), factory_on(chain, KEY_B), options=module_options(KEY_A),
+                                   peer_options={**module_options(KEY_B), **(peer_extra or {})})
     pair.chain = chain
     return pair
 
@@ -248,3 +249,22 @@ def test_info_refused_at_first_is_asked_again():
     pair.settle(0.1)
     pair.settle(0.25)
     assert pair.plugin.module.peer_address == address_of(KEY_B)
+
+
+def test_min_incoming_channel_amount_opens_a_channel_back():
+    """With minIncomingChannelAmount reached by the peer's channel, the payee opens a channel back (zero claim only)."""
+    pair = make_pair(peer_extra={"minIncomingChannelAmount": 1_000_000})
+    connect(pair)
+    paid(pair, 10)
+    back = [c for c in pair.chain.channels.values() if c.sender == address_of(KEY_B)]
+    assert [(c.receiver, c.value) for c in back] == [(address_of(KEY_A), 1_000_000 * GWEI)]
+    assert result_of(pair.plugin.get_admin_info())["ethereum"]["incomingChannel"]["channelId"] == back[0].channel_id
+    assert result_of(pair.plugin.settlement.best_incoming_claim()).value == 0
+
+
+def test_min_incoming_channel_amount_not_reached_opens_nothing():
+    """A peer channel below minIncomingChannelAmount: no channel back."""
+    pair = make_pair(peer_extra={"minIncomingChannelAmount": 1_000_001})
+    connect(pair)
+    paid(pair, 10)
+    assert [c.sender for c in pair.chain.channels.values()] == [address_of(KEY_A)]
