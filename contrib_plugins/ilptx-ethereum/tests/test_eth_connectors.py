@@ -8,8 +8,8 @@ import hashlib
 from datetime import datetime, timedelta, timezone
 
 import pytest_twisted
+from eth_helpers import until
 from twisted.internet import reactor
-from twisted.internet.task import deferLater
 
 from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.config import parse_config
@@ -47,19 +47,6 @@ def _soon(seconds: int = 30):
     return when.replace(microsecond=when.microsecond // 1000 * 1000)
 
 
-def _wait_for(predicate, what: str, timeout: float = 20.0):
-    """Poll ``predicate()`` (truthy when done) every 50 ms on the real reactor."""
-    @pytest_twisted.inlineCallbacks
-    def loop():
-        waited = 0.0
-        while not (yield predicate()):
-            if waited > timeout:
-                raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-            yield deferLater(reactor, 0.05, lambda: None)
-            waited += 0.05
-    return loop()
-
-
 @pytest_twisted.inlineCallbacks
 def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
     """9 Prepares a→b and 6 b→a of 1e6 gwei over ethereum peers (3 and 2 settlements): balances 0 on both connectors,
@@ -88,7 +75,7 @@ def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
         yield b.ready
         plugin_a, plugin_b = a.accounts.get("b").plugin, b.accounts.get("a").plugin
         module_a, module_b = plugin_a.module, plugin_b.module
-        yield _wait_for(lambda: _done(module_a.peer_address is not None and module_b.peer_address is not None),
+        yield until(lambda: module_a.peer_address is not None and module_b.peer_address is not None,
                         "the info exchange")
         assert (module_a.peer_address, module_b.peer_address) == (module_b.address, module_a.address)
 
@@ -117,7 +104,7 @@ def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
             return _all([a.store.get_balance("b"), b.store.get_balance("a")]).addCallback(
                 lambda balances: [x.balance for x in balances] == [0, 0]) \
                 .addCallback(lambda zero: zero and _idle(plugin_a, plugin_b))
-        yield _wait_for(settled, "both connectors to settle to 0")
+        yield until(settled, "both connectors to settle to 0")
 
         a_info, b_info = (yield plugin_a.get_admin_info()), (yield plugin_b.get_admin_info())
         assert a_info["settlement"]["paid"] == str(9 * PACKET) and b_info["settlement"]["paid"] == str(6 * PACKET)
@@ -154,7 +141,7 @@ def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
             ends["bob"].deregister_data_handler()
             ends["bob"].register_data_handler(fulfilling_handler([preimage], address="test.b.bob"))
             assert isinstance((yield pay(ends["alice"], "test.b.bob.y", preimage)), Fulfill)
-        yield _wait_for(settled, "the settlement on a new channel")
+        yield until(settled, "the settlement on a new channel")
         b_info = yield plugin_b.get_admin_info()
         assert b_info["settlement"]["credited"] == str(12 * PACKET * GWEI)
         new_in = b_info["ethereum"]["incomingChannel"]
@@ -164,12 +151,6 @@ def test_two_connectors_settle_over_ethereum_and_close_on_chain(ganache):
             yield end.disconnect()
         for connector in reversed(started):
             yield connector.stopService()
-
-
-def _done(value):
-    from twisted.internet.defer import succeed
-
-    return succeed(value)
 
 
 def _all(ds):

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 import pytest_twisted
+from eth_helpers import free_ports, until
 from twisted.internet import reactor
 from twisted.internet.task import deferLater
 from twisted.logger import Logger
@@ -82,7 +82,7 @@ def test_payee_killed_before_recording_a_credit_is_credited_once_after_restart(g
     """kill -9 of the payee between receiving the claim and recording the credit: after its restart the payer's
     queued payout is paid again, credited once (1000 gwei), and the payee's on-chain claim gains exactly that."""
     payer_key, payee_key = ganache.keys[1], ganache.keys[2]
-    port = _free_port()
+    (port,) = free_ports()
     payer = _listener(ganache, payer_key, port)
     children = []
     try:
@@ -90,7 +90,7 @@ def test_payee_killed_before_recording_a_credit_is_credited_once_after_restart(g
         first = Child(_cfg(ganache, tmp_path, "payee", payee_key, port, kill_at="before-record"))
         children.append(first)
         yield first.wait_for("CONNECTED")
-        yield _until(lambda: payer.is_connected() and payer.module.peer_address is not None, "the payee")
+        yield until(lambda: payer.is_connected() and payer.module.peer_address is not None, "the payee")
         sent = payer.send_money(1000, "k1")
         yield first.wait_for("KILLED before recording the credit")
         first.proc.wait(10)
@@ -125,7 +125,7 @@ def test_payer_killed_after_signing_before_recording_pays_once_on_one_channel(ga
     """kill -9 of the payer after it opened its channel and signed, before recording the claim: the restart signs
     again on the same channel (one open in all), the payee is credited 1000 gwei once, and claims exactly that."""
     payer_key, payee_key = ganache.keys[3], ganache.keys[2]
-    port = _free_port()
+    (port,) = free_ports()
     payee = _listener(ganache, payee_key, port)
     credited: list = []
     payee.register_money_handler(credited.append)
@@ -154,18 +154,3 @@ def test_payer_killed_after_signing_before_recording_pays_once_on_one_channel(ga
         for child in children:
             child.close()
         yield payee.disconnect()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest_twisted.inlineCallbacks
-def _until(predicate, what: str, timeout: float = 30.0):
-    for _ in range(int(timeout / 0.05)):
-        if predicate():
-            return
-        yield deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")

@@ -10,6 +10,7 @@ import socket
 
 import pytest
 import pytest_twisted
+from eth_helpers import free_ports, until
 from twisted.internet import defer, reactor
 from twisted.internet.protocol import ProcessProtocol
 from twisted.internet.task import deferLater
@@ -70,28 +71,13 @@ class JsPlugin(ProcessProtocol):
         assert answer["event"] == "done", answer
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest_twisted.inlineCallbacks
-def _until(predicate, what: str, timeout: float = 30.0):
-    for _ in range(int(timeout / 0.05)):
-        if (yield predicate()):
-            return
-        yield deferLater(reactor, 0.05, lambda: None)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
 @pytest.mark.parametrize("ilptx_listens", [False, True], ids=["ilptx-dials-js", "js-dials-ilptx"])
 @pytest_twisted.inlineCallbacks
 def test_ilptx_and_the_js_plugin_pay_each_other_and_claim_on_chain(ganache, js_modules, ilptx_listens):
     """1e6 gwei each way between ilptx and ilp-plugin-ethereum 3.0.0-beta.20: both credit exactly; ilptx claims the JS
     channel (exact wei net of gas) and the JS plugin claims ilptx's on requestClose."""
     js_key, our_key = ganache.keys[1], ganache.keys[2]
-    port = _free_port()
+    (port,) = free_ports()
     btp_js = {"server": f"btp+ws://js:s@127.0.0.1:{port}"} if ilptx_listens else {"listener": {"port": port,
                                                                                                 "secret": "s"}}
     btp_ours = ({"listener": {"host": "127.0.0.1", "port": port, "secret": "s"}} if ilptx_listens
@@ -116,7 +102,7 @@ def test_ilptx_and_the_js_plugin_pay_each_other_and_claim_on_chain(ganache, js_m
                 yield deferLater(reactor, 0.05, lambda: None)
             yield ours.connect()
         yield js.wait_for(lambda: any(e["event"] == "connected" for e in js.events), "the JS plugin to connect")
-        yield _until(lambda: defer.succeed(ours.module.peer_address is not None), "the info exchange")
+        yield until(lambda: ours.module.peer_address is not None, "the info exchange")
 
         # ilptx → JS: our channel opens, the zero claim and the claim are accepted, the JS money handler gets it all
         yield ours.send_money(PAID)
@@ -126,7 +112,7 @@ def test_ilptx_and_the_js_plugin_pay_each_other_and_claim_on_chain(ganache, js_m
         # JS → ilptx: the JS plugin opens a channel (fundOutgoingChannel) and pays; we credit exactly
         yield js.command("fund", wei=str(5_000_000 * GWEI))
         yield js.command("sendMoney", gwei=str(PAID))
-        yield _until(lambda: defer.succeed(sum(credited) >= PAID), "ilptx to be credited")
+        yield until(lambda: sum(credited) >= PAID, "ilptx to be credited")
         assert sum(credited) == PAID and all(type(x) is int for x in credited)
         info = (yield ours.get_admin_info())["ethereum"]
         assert info["incomingChannel"]["bestClaim"] == str(PAID * GWEI)
@@ -142,7 +128,7 @@ def test_ilptx_and_the_js_plugin_pay_each_other_and_claim_on_chain(ganache, js_m
         before = ganache.balance(js_address)
         yield ours.module.request_close()
         out_channel = info["outgoingChannel"]["channelId"]
-        yield _until(lambda: ours.module.ledger.channel(out_channel).addCallback(lambda c: c is None),
+        yield until(lambda: ours.module.ledger.channel(out_channel).addCallback(lambda c: c is None),
                      "the JS plugin to claim our channel")
         _, js_fee = ganache.last_tx_fee(js_address)
         assert ganache.balance(js_address) - before == PAID * GWEI - js_fee

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 import pytest_twisted
+from eth_helpers import free_ports
 import treq
 from eth_utils import keccak
 from twisted.internet import reactor
@@ -46,16 +47,6 @@ def installed(tmp_path_factory) -> Path:
     assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
     assert "ethereum = ilptx_ethereum.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
     return target
-
-
-def _ports(count: int) -> list:
-    held = [socket.socket() for _ in range(count)]
-    for s in held:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in held]
-    for s in held:
-        s.close()
-    return ports
 
 
 class Connector:
@@ -125,7 +116,7 @@ def test_two_twistd_connectors_settle_and_sigterm_claims_on_chain(ganache, insta
     """6 Prepares a→b over two twistd connectors: 2 claims, admin APIs agree (balances 0, paid = credited); SIGTERM of
     b claims a's channel on chain: b gains exactly 6e15 wei minus the claim's gas, the channel is gone."""
     key_a, key_b = ganache.keys[4], ganache.keys[5]
-    peer_port, alice_port, bob_port, admin_a, admin_b = _ports(5)
+    peer_port, alice_port, bob_port, admin_a, admin_b = free_ports(5)
     started, clients = [], []
     try:
         a = Connector(_config("test.a", ganache, key_a, {"listener": {"host": "127.0.0.1", "port": peer_port,
@@ -190,7 +181,7 @@ def test_two_twistd_connectors_settle_and_sigterm_claims_on_chain(ganache, insta
 
 def test_bad_option_stops_twistd_with_one_line_naming_the_key(ganache, installed):
     """A malformed ethereumPrivateKey: twistd exits 2 with one 'config error' line naming the key, no traceback."""
-    admin, peer, child = _ports(3)
+    admin, peer, child = free_ports(3)
     config = _config("test.a", ganache, "0x1234", {"listener": {"host": "127.0.0.1", "port": peer, "secret": "x"}},
                      "alice", child, admin, "test.b")
     connector = Connector(config, installed)
