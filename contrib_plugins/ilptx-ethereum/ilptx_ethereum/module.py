@@ -36,7 +36,7 @@ import json
 import os
 from typing import Callable, Optional
 
-from twisted.internet.defer import inlineCallbacks
+from twisted.internet.defer import DeferredLock, inlineCallbacks
 from twisted.internet.task import deferLater
 from zope.interface import implementer
 
@@ -94,6 +94,7 @@ class EthereumModule:
         self.peer_address: Optional[str] = None
         self.outgoing: Optional[dict] = None
         self.incoming: Optional[dict] = None
+        self._outgoing_lock = DeferredLock()
 
     def _web3_ledger(self, contract_address: str):
         from ilptx_ethereum.chain import Web3Ledger
@@ -123,15 +124,20 @@ class EthereumModule:
         configured = self.options.contract_address or "0x" + "00" * 20
         self.ledger = self._ledger_factory(configured)
         self.ledger.start()
-        chain_id = yield self.ledger.chain_id()
-        contract = resolve_contract_address(chain_id, self.options.contract_address)
-        if contract.lower() != configured.lower():
-            self.ledger.stop()
-            self.ledger = self._ledger_factory(contract)
-            self.ledger.start()
-        if not (yield self.ledger.contract_deployed()):
-            raise ValueError(f"accounts.{self.account_id}.options.contractAddress: no contract code at "
-                             f"{contract} on chain {chain_id}")
+        try:
+            chain_id = yield self.ledger.chain_id()
+            contract = resolve_contract_address(chain_id, self.options.contract_address)
+            if contract.lower() != configured.lower():
+                self.ledger.stop()
+                self.ledger = self._ledger_factory(contract)
+                self.ledger.start()
+            if not (yield self.ledger.contract_deployed()):
+                raise ValueError(f"accounts.{self.account_id}.options.contractAddress: no contract code at "
+                                 f"{contract} on chain {chain_id}")
+        except Exception:
+            self.ledger.stop()  # its thread pool, so a failed start leaves no thread behind
+            self.ledger = None
+            raise
         ctx.log.info("account {account}: ethereum settlement as {address} on chain {chain}, contract {contract}",
                      account=self.account_id, address=self.address, chain=chain_id, contract=contract)
 
@@ -196,14 +202,20 @@ class EthereumModule:
 
     # -- paying -----------------------------------------------------------------------------------
 
-    @inlineCallbacks
     def create_claim(self, total: int):
         """Sign a claim for the lifetime ``total`` (``int`` wei): on the current channel for
         ``total − base``; open a channel first (at least ``outgoingChannelAmount``) when there is
         none or it was closed or is settling, deposit when it holds less than the claim.
         :returns: the ``machinomy`` JSON (``str``).
         Before the first ``info`` exchange has finished, it does that exchange first.
-        :raises PeerUnreachableError: no peer to learn its address from (the payout stays queued)."""
+        :raises PeerUnreachableError: no peer to learn its address from (the payout stays queued).
+
+        One at a time (the opening of a channel back for ``minIncomingChannelAmount`` goes
+        through here too): two callers never open two channels."""
+        return self._outgoing_lock.run(self._create_claim, total)
+
+    @inlineCallbacks
+    def _create_claim(self, total: int):
         if self.peer_address is None:
             yield self._exchange_info()
         channel = None
@@ -214,13 +226,9 @@ class EthereumModule:
                 yield self._save("outgoing-channel", self.outgoing)
             elif self.outgoing.get("opened") and (channel is None or channel.is_settling):
                 channel = None  # claimed by the peer or settling: open a new one
-                best = yield self.ctx.best_outgoing_claim()
-                self.outgoing = {"channelId": "0x" + os.urandom(32).hex(), "base": best.value, "opened": False}
-                yield self._save("outgoing-channel", self.outgoing)
+                yield self._new_outgoing()
         else:
-            best = yield self.ctx.best_outgoing_claim()
-            self.outgoing = {"channelId": "0x" + os.urandom(32).hex(), "base": best.value, "opened": False}
-            yield self._save("outgoing-channel", self.outgoing)  # the id before the open: a restart reuses it
+            yield self._new_outgoing()
         channel_id, base = self.outgoing["channelId"], self.outgoing["base"]
         value = total - base
         if channel is None:
@@ -240,6 +248,14 @@ class EthereumModule:
                               account=self.account_id, channel=channel_id, amount=amount, tx=tx.tx_hash)
             yield self._send_quietly(protocol.encode_channel_deposit(), "channelDeposit")
         return protocol.encode_claim(self._sign(channel_id, value)).data.decode("utf-8")
+
+    @inlineCallbacks
+    def _new_outgoing(self):
+        """A new channel id, its base the lifetime total signed so far, stored before it is opened
+        (a restart opens it with the same id)."""
+        best = yield self.ctx.best_outgoing_claim()
+        self.outgoing = {"channelId": "0x" + os.urandom(32).hex(), "base": best.value, "opened": False}
+        yield self._save("outgoing-channel", self.outgoing)
 
     def _sign(self, channel_id: str, value: int) -> Claim:
         return make_claim(self.options.private_key, self.contract_address, channel_id, value)

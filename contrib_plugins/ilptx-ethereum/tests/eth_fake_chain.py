@@ -31,6 +31,7 @@ class FakeChain:
         self.balances: dict[str, int] = {}
         self.channels: dict[str, ChannelSnapshot] = {}
         self.block = 1
+        self.clients: list = []  # every FakeLedgerClient made, to check they were stopped
         self._tx = itertools.count(1)
 
     def fund(self, key: str, wei: int) -> None:
@@ -54,12 +55,14 @@ class FakeChain:
 class FakeLedgerClient:
     def __init__(self, chain: FakeChain, key: str, contract_address: str) -> None:
         self.chain, self.address, self.contract_address = chain, address_of(key), contract_address
+        self.running = False
+        chain.clients.append(self)
 
     def start(self) -> None:
-        pass
+        self.running = True
 
     def stop(self) -> None:
-        pass
+        self.running = False
 
     def _debit(self, wei: int) -> None:
         if self.chain.balances.get(self.address, 0) < wei:

@@ -12,7 +12,7 @@ from eth_fake_chain import CONTRACT, FakeChain
 from test_eth_module_contract import KEY_A, KEY_B, factory_on, module_options
 
 from ilptx.errors import ConfigError
-from ilptx.testing import linked_settling_plugins, plugin_services, result_of
+from ilptx.testing import failure_of, linked_settling_plugins, plugin_services, result_of
 
 from ilptx_ethereum import hooks, protocol
 from ilptx_ethereum.claims import address_of, make_claim
@@ -268,3 +268,15 @@ def test_min_incoming_channel_amount_not_reached_opens_nothing():
     connect(pair)
     paid(pair, 10)
     assert [c.sender for c in pair.chain.channels.values()] == [address_of(KEY_A)]
+
+
+def test_no_contract_at_the_address_fails_connect_and_stops_the_chain_client():
+    """contractAddress with no code on the chain: connect fails naming the option; no chain client left running."""
+    chain = FakeChain()
+    other = "0x" + "d4" * 20
+    plugin = factory_on(chain, KEY_A)({**module_options(KEY_A), "contractAddress": other,
+                                       "listener": {"port": 7799, "host": "127.0.0.1", "secret": "s"}},
+                                      account_id="peer", services=plugin_services())
+    failure = failure_of(plugin.connect())
+    assert f"accounts.peer.options.contractAddress: no contract code at {other}" in failure.getErrorMessage()
+    assert chain.clients and not any(c.running for c in chain.clients)
