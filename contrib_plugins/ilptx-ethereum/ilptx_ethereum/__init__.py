@@ -1,16 +1,16 @@
 """ilptx-ethereum: Ethereum payment-channel settlement for ilptx (a contrib distribution).
 
 Wire-compatible with ``ilp-plugin-ethereum`` 3.0.0-beta.20 (machinomy ``Unidirectional``
-channels). A third party's package: it uses only ilptx's public API. What is here now is the
-ledger side, each piece usable and tested on its own:
+channels). A third party's package: it uses only ilptx's public API. The ledger plugin is
+:mod:`ilptx_ethereum.module` (``EthereumModule``, an ``ISettlementModule`` in the client/peer
+role) registered by :mod:`ilptx_ethereum.hooks` as ``ethereum`` and ``ilp-plugin-ethereum``;
+its parts, each usable and tested on its own:
 
 * :mod:`ilptx_ethereum.claims`: the claim digest, signing and signer recovery;
 * :mod:`ilptx_ethereum.protocol`: the BTP sub-protocol messages (sans-IO);
 * :mod:`ilptx_ethereum.checks`: the incoming-claim checks and the credit they allow;
-* :mod:`ilptx_ethereum.chain`: the chain client (``IEthereumLedger``) over web3.py.
-
-The ledger plugin that joins them to :mod:`ilptx.settlement` comes next (no ``ilptx`` entry
-point is registered yet).
+* :mod:`ilptx_ethereum.chain`: the chain client (``IEthereumLedger``) over web3.py;
+* :mod:`ilptx_ethereum.options`: the plugin's options (the JS plugin's names and units).
 """
 
 from ilptx_ethereum.model import ChannelSnapshot, Claim

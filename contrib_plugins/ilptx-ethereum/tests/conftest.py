@@ -98,6 +98,21 @@ class Ganache:
         """One JSON-RPC call (blocking; for test set-up only)."""
         return _rpc(self.url, method, params)
 
+    def balance(self, address: str) -> int:
+        """The wei balance of ``address`` at the latest block, straight from the node."""
+        return int(self.rpc("eth_getBalance", [address, "latest"]), 16)
+
+    def last_tx_fee(self, address: str) -> tuple:
+        """``(tx hash, gasUsed × effectiveGasPrice)`` of the latest transaction ``address`` sent (from its receipt)."""
+        block = self.rpc("eth_getBlockByNumber", ["latest", True])
+        while block is not None:
+            for tx in block["transactions"]:
+                if tx["from"].lower() == address.lower():
+                    receipt = self.rpc("eth_getTransactionReceipt", [tx["hash"]])
+                    return tx["hash"], int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+            block = self.rpc("eth_getBlockByHash", [block["parentHash"], True])
+        raise AssertionError(f"no transaction from {address}")
+
 
 @pytest.fixture(scope="session")
 def ganache(js_modules: Js):
