@@ -459,19 +459,19 @@ def _body(request) -> Any:
     if not raw.strip():
         raise HttpError(400, "a JSON body is required")
     try:
-        value = json.loads(raw.decode("utf-8"), parse_int=_json_int, parse_constant=_json_constant)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise HttpError(400, "invalid JSON body: not UTF-8") from None
+    # Measured before parsing: json.loads recurses once per level, and a process whose recursion
+    # limit a library raised (py_ecc sets 100000) would overflow the C stack and crash, not raise.
+    if _nesting_depth(text) > MAX_JSON_DEPTH:
+        raise HttpError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
+    try:
+        return json.loads(text, parse_int=_json_int, parse_constant=_json_constant)
     except json.JSONDecodeError as exc:
         raise HttpError(400, f"invalid JSON body: {exc.msg} at char {exc.pos}") from None
     except _BadJson as exc:
         raise HttpError(400, f"invalid JSON body: {exc}") from None
-    except RecursionError:  # nested deeper than the decoder goes, so deeper than MAX_JSON_DEPTH
-        pass
-    else:
-        if not _too_deep(value):
-            return value
-    raise HttpError(400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels")
 
 
 class _BadJson(ValueError):
@@ -488,15 +488,25 @@ def _json_constant(name: str):
     raise _BadJson(f"{name} is not JSON")
 
 
-def _too_deep(value: Any) -> bool:
-    """Whether ``value`` nests lists/dicts more than :data:`MAX_JSON_DEPTH` levels (no recursion)."""
-    level = [value]
-    for _ in range(MAX_JSON_DEPTH):
-        level = [child for v in level if isinstance(v, (list, dict))
-                 for child in (v.values() if isinstance(v, dict) else v)]
-        if not level:
-            return False
-    return any(isinstance(v, (list, dict)) for v in level)
+#: the tokens that matter for nesting: a JSON string literal with its escapes (to the end of the
+#: text if it is not closed, so a scan never backtracks or restarts: one pass), or a bracket
+_NESTING_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
+
+
+def _nesting_depth(text: str) -> int:
+    """How deeply the arrays and objects of the JSON ``text`` nest (0 for a scalar), counted in
+    one pass without recursion; brackets inside strings do not count. Malformed text is
+    measured as it is (the parser then rejects it)."""
+    depth = deepest = 0
+    for token in _NESTING_TOKENS.findall(text):
+        first = token[0]
+        if first == "[" or first == "{":
+            depth += 1
+            if depth > deepest:
+                deepest = depth
+        elif first == "]" or first == "}":
+            depth -= 1
+    return deepest
 
 
 def _json(request, value: Any) -> bytes:

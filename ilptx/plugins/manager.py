@@ -19,10 +19,12 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import inspect
+import sys
 from collections.abc import Mapping
 from typing import Callable
 
 import pluggy
+from twisted.logger import Logger
 from zope.interface.exceptions import BrokenImplementation, BrokenMethodImplementation, DoesNotImplement, Invalid
 from zope.interface.interface import Method
 from zope.interface.verify import verifyObject
@@ -40,6 +42,8 @@ FACTORY_CALL = "factory(options, *, account_id, services)"
 
 #: the built-in plugin modules are registered as ``ilptx.builtin.<module>``
 BUILTIN_PREFIX = "ilptx.builtin."
+
+_log = Logger(namespace="ilptx.plugins")
 
 
 def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
@@ -61,17 +65,38 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
         pm.register(module, name=BUILTIN_PREFIX + module.__name__.rpartition(".")[2])
     if load_entry_points:
         for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+            limit = sys.getrecursionlimit()
             try:
                 pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=entry_point.name)
             except Exception as exc:
                 raise ConfigError(_describe_entry_point(pm, entry_point.name),
                                   f"cannot load {entry_point.value}: {_one_line(exc)}") from None
+            finally:
+                _keep_recursion_limit(limit, pm, entry_point.name)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise ConfigError(_describe_entry_point(pm, pm.get_name(exc.plugin) or "?"),
                           _unknown_hook(pm, exc.plugin)) from None
     return pm
+
+
+def _keep_recursion_limit(limit: int, pm: pluggy.PluginManager, name: str) -> None:
+    """Put the interpreter's recursion limit back to ``limit`` if loading entry point ``name``
+    changed it, with a warning naming it.
+
+    Some libraries raise it when imported (``py_ecc``, which web3/eth-account bring, sets
+    100000). Past what the C stack holds, deep recursion -- ``json.loads`` of a deeply nested
+    document from a peer or an admin client, say -- then crashes the whole connector with a
+    segmentation fault instead of raising :class:`RecursionError`, so ilptx keeps the limit
+    its own code and its input checks are written for.
+    """
+    changed = sys.getrecursionlimit()
+    if changed != limit:
+        sys.setrecursionlimit(limit)
+        _log.warn("{entry_point} set the recursion limit to {changed}; put back to {limit} (a deeper recursion "
+                  "would crash the connector instead of failing one request)",
+                  entry_point=_describe_entry_point(pm, name), changed=changed, limit=limit)
 
 
 def _unknown_hook(pm: pluggy.PluginManager, plugin) -> str:

@@ -86,6 +86,30 @@ def test_deeply_nested_body_is_400(node):
     assert node.request("PUT", "/accounts/carol", {**CAROL, "options": {"x": nested(MAX_JSON_DEPTH - 2)}}).code == 201
 
 
+def test_nesting_is_measured_before_json_parses_it(node, monkeypatch):
+    """A deeply nested body is refused before json.loads recurses into it (a raised recursion limit would crash)."""
+    import json as json_module
+
+    from ilptx.admin import api
+
+    parsed = []
+    monkeypatch.setattr(api.json, "loads", lambda *a, **k: parsed.append(a) or json_module.loads(*a, **k))
+    reply = node.request("POST", "/balance", raw=b'{"accountId": "alice", "x": ' + b"[" * 200000)
+    assert (reply.code, reply.text) == (400, f"invalid JSON body: nested deeper than {MAX_JSON_DEPTH} levels\n")
+    assert parsed == []
+
+
+@pytest.mark.parametrize("text, depth", [
+    ("3", 0), ('"[[["', 0), ("[]", 1), ('{"a": [1, {"b": "]]}}"}]}', 3), ('["\\"[", []]', 2),
+    ('[["unclosed', 2), ("[" * 40 + "]" * 40, 40), ('"\\' * 1000, 0),
+])
+def test_nesting_depth_ignores_brackets_in_strings(text, depth):
+    """The nesting scan counts array/object brackets only, outside string literals (escapes included)."""
+    from ilptx.admin.api import _nesting_depth
+
+    assert _nesting_depth(text) == depth
+
+
 def test_body_over_the_limit_is_413(node):
     """A body one byte over MAX_BODY_BYTES is 413 (even valid JSON); one at the limit is read."""
     body = b'{"accountId": "alice", "amountDiff": "1"}'

@@ -397,3 +397,20 @@ def test_only_a_declared_address_aware_plugin_is_told_its_address():
         reactor=Clock(), plugin_factories={"mem": make}, store=MemoryStore(), custom_middleware_factories={})
     assert made["alice"].told == ("test.node.alice", "USD", 9)
     assert not hasattr(made["bob"], "told")
+
+
+def test_entry_point_that_raises_the_recursion_limit_gets_it_put_back(distribution):
+    """A plugin whose import raises the recursion limit (py_ecc sets 100000) gets it put back, with a warning naming it."""
+    from twisted.logger import capturedLogs
+
+    before = sys.getrecursionlimit()
+    distribution("import sys\nsys.setrecursionlimit(54321)\n" + GOOD_MODULE)
+    try:
+        with capturedLogs() as events:
+            make_plugin_manager()
+        assert sys.getrecursionlimit() == before
+        warnings = [e for e in events if "recursion limit" in e.get("log_format", "")]
+        assert len(warnings) == 1 and warnings[0]["changed"] == 54321 and warnings[0]["limit"] == before
+        assert "fake-ledger" in warnings[0]["entry_point"]
+    finally:
+        sys.setrecursionlimit(before)
