@@ -13,7 +13,19 @@ its parts, each usable and tested on its own:
 * :mod:`ilptx_ethereum.options`: the plugin's options (the JS plugin's names and units).
 """
 
-from ilptx_ethereum.model import ChannelSnapshot, Claim
+import sys
+
+# eth-account brings py_ecc, which sets the interpreter's recursion limit to 100000 when it is
+# first imported. Past what the C stack holds, a deep recursion (json.loads of a peer's deeply
+# nested message) then crashes the whole connector instead of raising RecursionError. Import it
+# here, once, and put the limit back.
+_limit = sys.getrecursionlimit()
+import eth_account  # noqa: E402,F401  (imported for the side effect above, undone below)
+
+sys.setrecursionlimit(_limit)
+del _limit
+
+from ilptx_ethereum.model import ChannelSnapshot, Claim  # noqa: E402
 
 __version__ = "0.1.0.dev0"
 

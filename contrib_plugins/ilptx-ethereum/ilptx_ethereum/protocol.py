@@ -80,6 +80,8 @@ def _load_json(entry: Any, name: str) -> dict:
         payload = json.loads(bytes(entry.data).decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
         raise MalformedMessageError(f"{name}: data is not JSON ({exc})") from None
+    except RecursionError:  # a peer's deeply nested document: malformed, not a crash of the link
+        raise MalformedMessageError(f"{name}: data is nested too deeply to be a claim") from None
     if not isinstance(payload, dict):
         raise MalformedMessageError(f"{name}: data must be a JSON object, got {type(payload).__name__}")
     return payload

@@ -103,6 +103,7 @@ def test_claim_missing_field():
 @pytest.mark.parametrize("entry, words", [
     (SubProtocolEntry("machinomy", 2, b"{not json"), "not JSON"),
     (SubProtocolEntry("machinomy", 2, b"\xff\xfe"), "not JSON"),
+    (SubProtocolEntry("machinomy", 2, b"[" * 100000), "nested too deeply"),
     (SubProtocolEntry("machinomy", 2, b"[1, 2]"), "JSON object"),
     (SubProtocolEntry("machinomy", 0, json.dumps(GOOD).encode()), "content type must be 2"),
     (SubProtocolEntry("info", 2, json.dumps(GOOD).encode()), "expected the 'machinomy'"),
