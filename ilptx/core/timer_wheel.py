@@ -16,8 +16,11 @@ the wheel holds at most one ``callLater`` on the injected clock.
 - :meth:`TimerWheel.call_later` and :meth:`WheelTimer.cancel` are O(1): a timer lives in slot
   ``tick % slots`` (:data:`SLOTS` = 512 slots, one rotation = 8 s); a deadline further away
   stays in its slot over several rotations and is skipped until its tick comes.
-- While no timer is pending the wheel holds no ``callLater`` at all (so a quiet connector, and
-  a test's ``Clock.getDelayedCalls()``, sees none); while some are, it ticks every resolution.
+- While timers are pending the wheel ticks every resolution (one ``callLater`` for the next
+  tick, whatever the number of timers); once none is pending (the last fired or was
+  cancelled) it holds no ``callLater`` at all, so a quiet connector, and a test's
+  ``Clock.getDelayedCalls()``, sees none. With one Prepare in flight at a time that is one
+  ``callLater`` and one cancel per packet for both deadlines (two of each without the wheel).
 
 :func:`wheel_for` gives the one wheel of a clock (the reactor in the connector, a
 ``task.Clock`` in tests).
@@ -79,8 +82,7 @@ class TimerWheel:
         self._count = 0
         self._seq = 0
         self._done = math.floor(clock.seconds() / resolution)  # every tick up to this one has run
-        self._call: Any = None  # the one callLater while timers are pending
-        self._call_tick = 0
+        self._call: Any = None  # the one callLater, for the next tick, while timers are pending
 
     def __len__(self) -> int:
         """:returns: the number of pending timers."""
@@ -102,8 +104,8 @@ class TimerWheel:
         timer = WheelTimer(self, when, tick, self._seq, func, args)
         self._slots[tick % len(self._slots)][timer] = None
         self._count += 1
-        if self._call is None or tick < self._call_tick:
-            self._arm(tick)
+        if self._call is None:
+            self._arm(max(self._done, math.floor(self._clock.seconds() / self._resolution)) + 1)
         return timer
 
     def _remove(self, timer: WheelTimer) -> None:
@@ -114,9 +116,6 @@ class TimerWheel:
             self._call = None
 
     def _arm(self, tick: int) -> None:
-        if self._call is not None:
-            self._call.cancel()
-        self._call_tick = tick
         self._call = self._clock.callLater(max(0.0, tick * self._resolution - self._clock.seconds()), self._run)
 
     def _run(self) -> None:
@@ -141,8 +140,8 @@ class TimerWheel:
                         del slots[timer.tick % count][timer]
                         self._count -= 1
                         timer.func(*timer.args)
-        if self._count and (self._call is None or self._call_tick > self._done + 1):
-            self._arm(self._done + 1)  # a callback may have armed it for a later timer only
+        if self._count and self._call is None:  # (a callback adding a timer armed it already)
+            self._arm(self._done + 1)
 
 
 def _order(timer: WheelTimer) -> tuple[float, int]:
