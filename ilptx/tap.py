@@ -17,8 +17,8 @@ cannot bind, the admin port in use -- as ``ilpconnector: start-up failed: <key>:
 
 ``twistd ilpconnector --version`` prints ilptx's version.
 
-Once everything started (the connector's last step connects the plugins; then the admin API),
-a last ``gc`` step tunes CPython's garbage collector for the packet path (issue 12): one full
+Once everything started (the connector's last step connects the plugins; then the admin API)
+and the reactor runs, a last ``gc`` step tunes CPython's garbage collector for the packet path (issue 12): one full
 collection, :func:`gc.freeze` (the config, plugins, codecs and modules loaded so far move to
 the permanent generation, which no later collection walks), then
 ``gc.set_threshold(*GC_THRESHOLDS)``. ``ILPTX_GC_THRESHOLDS`` overrides the thresholds
@@ -35,7 +35,7 @@ import sys
 from importlib import resources
 from typing import Callable
 
-from twisted.internet.defer import CancelledError
+from twisted.internet.defer import CancelledError, Deferred
 from twisted.internet.endpoints import serverFromString
 from twisted.logger import Logger
 from twisted.python import usage
@@ -179,7 +179,7 @@ def makeService(options: Options) -> OrderedMultiService:
     connector.setServiceParent(top)
     if config.raw["adminApi"]:
         admin_service(connector, config).setServiceParent(top)
-    gc_service(thresholds).setServiceParent(top)
+    gc_service(thresholds, reactor).setServiceParent(top)
     return top
 
 
@@ -197,17 +197,31 @@ def gc_thresholds(environ) -> tuple[int, int, int]:
     return (int(parts[0]), int(parts[1]), int(parts[2]))
 
 
-def gc_service(thresholds: tuple[int, int, int], gc_module=gc) -> Step:
+def gc_service(thresholds: tuple[int, int, int], reactor, gc_module=gc) -> Step:
     """The last start-up step: collect, :func:`gc.freeze`, ``gc.set_threshold(*thresholds)``.
 
-    Stopping it restores nothing (the process is ending). :param gc_module: :mod:`gc` (a fake in tests).
+    It runs once the reactor runs (``callWhenRunning``): twistd starts the services before
+    ``reactor.run()`` installs its signal handlers, and a SIGTERM or SIGINT arriving during a
+    full collection there would kill the process instead of stopping it cleanly. Stopping the
+    step restores nothing (the process is ending).
+
+    :param reactor: ``IReactorCore``. :param gc_module: :mod:`gc` (a fake in tests).
     """
-    def tune() -> None:
-        gc_module.collect()
-        gc_module.freeze()
-        gc_module.set_threshold(*thresholds)
-        _log.info("gc: start-up frozen ({count} objects), thresholds {thresholds}",
-                  count=gc_module.get_freeze_count(), thresholds=thresholds)
+    def tune() -> Deferred:
+        done: Deferred = Deferred()
+
+        def run() -> None:
+            if done.called:  # stopped (cancelled) before the reactor ran
+                return
+            gc_module.collect()
+            gc_module.freeze()
+            gc_module.set_threshold(*thresholds)
+            _log.info("gc: start-up frozen ({count} objects), thresholds {thresholds}",
+                      count=gc_module.get_freeze_count(), thresholds=thresholds)
+            done.callback(None)
+
+        reactor.callWhenRunning(run)
+        return done
 
     return Step("gc", GC_THRESHOLDS_VARIABLE, tune, lambda: None)
 

@@ -41,19 +41,63 @@ class Held(Service):
         return self.started
 
 
-def test_gc_is_frozen_once_after_the_connector_started():
-    """gc step: collect, freeze once, set the thresholds, only after the connector step finished."""
-    fake = FakeGc()
-    root = _Root(reactor=None, exit=lambda reactor, status: None)
+class NotYetRunning:
+    """A reactor that has not run yet: callWhenRunning keeps the calls until run()."""
+
+    def __init__(self):
+        self.waiting = []
+
+    def callWhenRunning(self, f, *args):
+        self.waiting.append((f, args))
+
+    def run(self):
+        waiting, self.waiting = self.waiting, []
+        for f, args in waiting:
+            f(*args)
+
+
+def test_gc_is_frozen_once_after_the_connector_started_and_the_reactor_runs():
+    """gc step: collect, freeze once, set the thresholds, only after the connector step and once the reactor runs."""
+    fake, reactor = FakeGc(), NotYetRunning()
+    root = _Root(reactor, exit=lambda reactor, status: None)
     connector = Held("connector")
     connector.setServiceParent(root)
-    gc_service((1, 2, 3), gc_module=fake).setServiceParent(root)
-    root.startService()
-    assert fake.calls == []  # the plugins are still connecting
+    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    started = []
+    root.startService().addCallback(started.append)
     connector.started.callback(None)
-    assert fake.calls == ["collect", "freeze", ("set_threshold", (1, 2, 3))]
+    assert fake.calls == [] and started == []  # twistd starts services before reactor.run()
+    reactor.run()
+    assert fake.calls == ["collect", "freeze", ("set_threshold", (1, 2, 3))] and started == [None]
     root.stopService()
     assert fake.calls.count("freeze") == 1
+
+
+def test_gc_step_waits_for_the_connector():
+    """gc step: nothing is frozen while the connector's steps (the plugins) are still starting."""
+    fake, reactor = FakeGc(), NotYetRunning()
+    root = _Root(reactor, exit=lambda reactor, status: None)
+    connector = Held("connector")
+    connector.setServiceParent(root)
+    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    root.startService()
+    reactor.run()
+    assert fake.calls == [] and reactor.waiting == []
+    connector.started.callback(None)
+    assert reactor.waiting  # queued for the (fake) reactor, which here has "run" already
+    reactor.run()
+    assert fake.calls.count("freeze") == 1
+
+
+def test_stop_before_the_reactor_runs_freezes_nothing():
+    """gc step: a stop (SIGTERM) before the reactor runs cancels the step; nothing is frozen later."""
+    fake, reactor = FakeGc(), NotYetRunning()
+    root = _Root(reactor, exit=lambda reactor, status: None)
+    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    root.startService()
+    root.stopService()
+    reactor.run()
+    assert fake.calls == []
 
 
 def test_gc_thresholds_default_and_override():
