@@ -56,13 +56,20 @@ class NotYetRunning:
             f(*args)
 
 
-def test_gc_is_frozen_once_after_the_connector_started_and_the_reactor_runs():
-    """gc step: collect, freeze once, set the thresholds, only after the connector step and once the reactor runs."""
+def root_with_gc(*children):
+    """:returns: (fake gc, fake reactor, the twistd root with ``children`` then the gc step)."""
     fake, reactor = FakeGc(), NotYetRunning()
     root = _Root(reactor, exit=lambda reactor, status: None)
-    connector = Held("connector")
-    connector.setServiceParent(root)
+    for child in children:
+        child.setServiceParent(root)
     gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    return fake, reactor, root
+
+
+def test_gc_is_frozen_once_after_the_connector_started_and_the_reactor_runs():
+    """gc step: collect, freeze once, set the thresholds, only after the connector step and once the reactor runs."""
+    connector = Held("connector")
+    fake, reactor, root = root_with_gc(connector)
     started = []
     root.startService().addCallback(started.append)
     connector.started.callback(None)
@@ -75,11 +82,8 @@ def test_gc_is_frozen_once_after_the_connector_started_and_the_reactor_runs():
 
 def test_gc_step_waits_for_the_connector():
     """gc step: nothing is frozen while the connector's steps (the plugins) are still starting."""
-    fake, reactor = FakeGc(), NotYetRunning()
-    root = _Root(reactor, exit=lambda reactor, status: None)
     connector = Held("connector")
-    connector.setServiceParent(root)
-    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    fake, reactor, root = root_with_gc(connector)
     root.startService()
     reactor.run()
     assert fake.calls == [] and reactor.waiting == []
@@ -91,9 +95,7 @@ def test_gc_step_waits_for_the_connector():
 
 def test_stop_before_the_reactor_runs_freezes_nothing():
     """gc step: a stop (SIGTERM) before the reactor runs cancels the step; nothing is frozen later."""
-    fake, reactor = FakeGc(), NotYetRunning()
-    root = _Root(reactor, exit=lambda reactor, status: None)
-    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    fake, reactor, root = root_with_gc()
     root.startService()
     root.stopService()
     reactor.run()
