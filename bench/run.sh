@@ -94,6 +94,13 @@ wait_for_ports() {  # wait_for_ports NAME LOG PORT...: up to 20 s, while the con
   done
 }
 
+cpu_ticks() {  # cpu_ticks PID: utime+stime of PID in clock ticks (/proc/PID/stat fields 14, 15)
+  local stat rest
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || { echo 0; return; }
+  rest=${stat##*) }  # the command name (field 2) may contain spaces; fields 3.. follow ") "
+  awk '{ print $12 + $13 }' <<<"$rest"
+}
+
 stop_connector() {  # SIGTERM, up to 10 s, then SIGKILL
   local name="$1" i
   kill -TERM "$CONNECTOR_PID" 2>/dev/null || true
@@ -124,17 +131,24 @@ bench_one() {  # bench_one LABEL ALICE_PORT BOB_PORT LOG COMMAND...
   wait_for_ports "$label" "$log" "$alice" "$bob"
 
   echo "== $label: $WARMUP warm-up + $PACKETS packets, $CONCURRENCY in flight" >&2
-  local output status=0
+  local output status=0 cpu_before cpu_after
+  cpu_before=$(cpu_ticks "$CONNECTOR_PID")
   output="$("${LOADGEN_CPU[@]}" node "$HERE/loadgen.js" \
       --label "$label" \
       --sender "btp+ws://:alice_secret@127.0.0.1:$alice" \
       --receiver "btp+ws://:bob_secret@127.0.0.1:$bob" \
       --destination "$ILP_ADDRESS.bob.x" \
       --packets "$PACKETS" --concurrency "$CONCURRENCY" --warmup "$WARMUP")" || status=$?
+  cpu_after=$(cpu_ticks "$CONNECTOR_PID")
   stop_connector "$label"
+  # Connector CPU time (user+system) over warm-up + measured packets, in µs per packet:
+  # far less sensitive to other load on the machine than packets/s.
+  local cpu_us
+  cpu_us=$(awk -v a="$cpu_before" -v b="$cpu_after" -v hz="$(getconf CLK_TCK)" -v n=$((PACKETS + WARMUP)) \
+    'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
   if [[ -n "$output" ]]; then
-    head -n 1 <<<"$output" >>"$RESULTS"
-    SUMMARIES+=("$(tail -n 1 <<<"$output")")
+    head -n 1 <<<"$output" | sed "s/}\$/,\"connectorCpuUsPerPacket\":$cpu_us}/" >>"$RESULTS"
+    SUMMARIES+=("$(tail -n 1 <<<"$output"), connector CPU $cpu_us µs/packet")
   fi
   if (( status != 0 )); then
     echo "bench/run.sh: load generator failed against $label (exit $status); connector log: $log" >&2

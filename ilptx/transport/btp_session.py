@@ -85,6 +85,7 @@ from ilptx.codec.btp import (
     peek_request_id,
 )
 from ilptx.codec.oer import DecodeError
+from ilptx.core.timer_wheel import wheel_for
 from ilptx.errors import IlpError, PeerUnreachableError, UnreachableError
 
 __all__ = [
@@ -252,7 +253,8 @@ class BtpSession:
         first: ``None`` leaves it to the data handler, a Deferred's entries are the Response.
     :param log: the plugin's :class:`~twisted.logger.Logger`.
     :param account_id: put in every log event as ``account``.
-    :param response_timeout: seconds to wait for the answer to each request we send.
+    :param response_timeout: seconds to wait for the answer to each request we send (on the
+        clock's timer wheel, :mod:`ilptx.core.timer_wheel`: at most 1/64 s late, never early).
     :param secret: server role: the expected ``auth_token`` (``bytes``), checked by the
         default authenticator.
     :param authenticate: server role, instead of ``secret``: ``callable(username: str,
@@ -304,6 +306,7 @@ class BtpSession:
         self._send = send
         self._close = close
         self._clock = clock
+        self._wheel = wheel_for(clock)  # response timeouts (one wheel tick = 1/64 s)
         self._owner = owner
         self._sub_protocols = getattr(owner, "handle_message", None)
         self._log = log if log is not None else Logger()
@@ -422,7 +425,7 @@ class BtpSession:
                 entry[1].cancel()
 
         d = Deferred(forget)
-        pending[rid] = (d, self._clock.callLater(self._response_timeout, self._timed_out, rid))
+        pending[rid] = (d, self._wheel.call_later(self._response_timeout, self._timed_out, rid))
         self._send(frame)
         return d
 
