@@ -126,7 +126,7 @@ class TimerWheel:
             slots, count = self._slots, len(self._slots)
             first = self._done + 1
             ticks = range(first, current + 1) if current - first < count else range(count)
-            due = []
+            due: list = []
             for tick in ticks:
                 slot = slots[tick % count]
                 if slot:

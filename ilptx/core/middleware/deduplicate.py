@@ -35,9 +35,10 @@ from __future__ import annotations
 import hashlib
 import heapq
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import Any, Optional
 
 from twisted.internet.defer import Deferred, fail, succeed
+from twisted.internet.interfaces import IDelayedCall
 from twisted.internet.task import LoopingCall
 from twisted.python.failure import Failure
 from zope.interface import implementer
@@ -123,11 +124,12 @@ class DeduplicateMiddleware(Middleware):
         self._cleanup_interval = cleanup_interval_ms / 1000.0
         self._lifetime = timedelta(milliseconds=packet_lifetime_ms)
         self._chunk = sweep_chunk
-        self.cache: dict[bytes, object] = {}
+        #: key → a finished entry (tuple) or an :class:`_InFlight`
+        self.cache: dict[bytes, Any] = {}
         self._drops: list[tuple[datetime, bytes]] = []  # heap: (expires_at + lifetime, key)
         self._loop = LoopingCall(self.cleanup)
         self._loop.clock = clock
-        self._continuation: Optional[object] = None
+        self._continuation: Optional[IDelayedCall] = None
 
     def outgoing(self, account, prepare, next_handler) -> Deferred:
         """Answer a duplicate from the cache; otherwise forward and remember the outcome."""
