@@ -1,0 +1,77 @@
+"""The options of the ``lightning`` ledger plugin. Every problem is one
+:class:`~ilptx.errors.ConfigError` naming ``accounts.<id>.options.<key>``; the RPC password is
+never echoed.
+
+``electrumUrl`` (required with the Electrum backend)
+    the Electrum daemon's JSON-RPC URL with its ``rpcuser``/``rpcpassword``:
+    ``http://user:password@127.0.0.1:7777``.
+``invoicePoolSize`` (default 10, as ``ilp-plugin-lightning`` 1.0.0-beta.25 sends on connect)
+    amountless invoices kept at the peer (``paymentRequest``); 0 sends none.
+``invoiceExpiry`` (s, default 3600: lnd's default, which the JS plugin relies on)
+    how long our invoices are valid; a pool invoice is replaced ``invoiceExpiry − 300`` s after it
+    was made (the JS 3300 s) or once paid.
+``invoicePollInterval`` (ms, default 1000)
+    how often the node is asked about the invoices we issued that are not settled yet.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+from urllib.parse import urlsplit
+
+from ilptx.errors import ConfigError
+
+__all__ = ["LightningOptions", "parse_options", "DEFAULT_POOL_SIZE", "DEFAULT_EXPIRY_S", "REPLACE_BEFORE_EXPIRY_S",
+           "DEFAULT_POLL_MS"]
+
+DEFAULT_POOL_SIZE = 10
+DEFAULT_EXPIRY_S = 3600
+#: a pool invoice is replaced this long before it expires (JS: made with lnd's 3600 s, replaced after 3300 s)
+REPLACE_BEFORE_EXPIRY_S = 300
+DEFAULT_POLL_MS = 1000
+
+
+@dataclass(frozen=True)
+class LightningOptions:
+    """``electrum``: ``(url, user, password)`` or ``None``; ``pool_size``; ``expiry_s``; ``poll_ms``."""
+
+    electrum: Optional[tuple]
+    pool_size: int
+    expiry_s: int
+    poll_ms: int
+
+
+def _int(options: dict, name: str, default: int, where, minimum: int) -> int:
+    value = options.get(name, default)
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(where(name), f"must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
+def parse_options(options: dict, account_id: str, *, need_electrum: bool = True) -> LightningOptions:
+    """:returns: :class:`LightningOptions`. :param need_electrum: ``False`` when a backend is injected.
+    :raises ConfigError: a missing or invalid option."""
+
+    def where(name: str) -> str:
+        return f"accounts.{account_id}.options.{name}"
+
+    role = options.get("role", "client")
+    if role != "client":
+        raise ConfigError(where("role"), f"only 'client' (one BTP peer) is supported, got {role!r}")
+    if options.get("lnd") is not None:
+        raise ConfigError(where("lnd"), "the lnd backend is not built yet; use electrumUrl")
+    electrum = None
+    url = options.get("electrumUrl")
+    if url is not None or need_electrum:
+        parts = urlsplit(url) if isinstance(url, str) else None
+        if parts is None or parts.scheme != "http" or not parts.hostname or not parts.port \
+                or parts.username is None or parts.password is None:
+            raise ConfigError(where("electrumUrl"), "required: the Electrum daemon's JSON-RPC URL with its rpcuser "
+                                                    "and rpcpassword, http://user:password@127.0.0.1:7777")
+        electrum = (f"http://{parts.hostname}:{parts.port}{parts.path or '/'}", parts.username, parts.password)
+    expiry = _int(options, "invoiceExpiry", DEFAULT_EXPIRY_S, where, 2 * REPLACE_BEFORE_EXPIRY_S)
+    return LightningOptions(electrum=electrum, pool_size=_int(options, "invoicePoolSize", DEFAULT_POOL_SIZE, where, 0),
+                            expiry_s=expiry, poll_ms=_int(options, "invoicePollInterval", DEFAULT_POLL_MS, where, 1))
