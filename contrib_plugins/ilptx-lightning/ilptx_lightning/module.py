@@ -22,6 +22,8 @@ ILP amounts are **satoshis** (as the JS plugin's), ledger units **msat**.
   paid (the preimage), in flight (wait), failed or expired unpaid (a new invoice), else pay it
   again -- the node refuses a second payment of one hash, so the hash is the idempotency key.
   A preimage that does not hash to the payment hash is an error (nothing confirmed).
+* **Telling the payee** (extension): after paying, the payer sends ``paymentPreimage``; the payee
+  then asks its node about that invoice at once instead of at its next poll.
 * **Being paid**: every invoice we issued and that is not settled yet is kept in the store
   (``issued``) and polled every ``invoicePollInterval`` ms; a paid one is credited with what
   the node received (``ctx.credit_payment(payment_hash, amount_msat, bolt11)``, once per hash),
@@ -107,7 +109,8 @@ class LightningModule:
         self.ctx = ctx
         for name, handler in ((protocol.PEERING_REQUEST, self._on_peering_request),
                               (protocol.PAYMENT_REQUEST, self._on_payment_request),
-                              (protocol.INVOICE_REQUEST, self._on_invoice_request)):
+                              (protocol.INVOICE_REQUEST, self._on_invoice_request),
+                              (protocol.PAYMENT_PREIMAGE, self._on_payment_preimage)):
             ctx.register_sub_protocol(name, handler)
         self.backend.start()
         try:
@@ -215,31 +218,56 @@ class LightningModule:
         """One tick: credit what was paid, drop what expired, replace pool invoices."""
         try:
             issued = yield self._load_issued()
-            now = self.ctx.clock.seconds()
             done, replace = [], []
             for payment_hash, record in sorted(issued.items()):
-                status = yield self.backend.invoice_status(payment_hash)
-                if status.state == PAID:
-                    yield self.ctx.credit_payment(payment_hash, status.amount_received_msat, record["bolt11"])
-                    done.append(payment_hash)
-                elif status.state == EXPIRED or now > record["expiresAt"] + MIN_TIME_LEFT_S:
-                    done.append(payment_hash)
-                elif record["pool"] and not record["replaced"] \
-                        and now >= record["expiresAt"] - REPLACE_BEFORE_EXPIRY_S:
-                    replace.append(payment_hash)
+                verdict = yield self._check_issued(payment_hash, record)
+                (done if verdict == "done" else replace if verdict == "replace" else []).append(payment_hash)
             if done or replace:
-                def change(current):
-                    for h in done:
-                        current.pop(h, None)
-                    for h in replace:
-                        if h in current:
-                            current[h]["replaced"] = True
-
-                yield self._update_issued(change)
-                yield self._top_up_pool()
+                yield self._settled(done, replace)
         except Exception as exc:  # the node may be down for a while: try again at the next tick
             self.ctx.log.warn("account {account}: polling our invoices failed: {error}", account=self.account_id,
                               error=str(exc))
+
+    @inlineCallbacks
+    def _check_issued(self, payment_hash: str, record: dict):
+        """Ask the node about one issued invoice; credit it if paid.
+        :returns: ``'done'`` (credited or expired), ``'replace'`` (a pool invoice near expiry) or ``None``."""
+        status = yield self.backend.invoice_status(payment_hash)
+        now = self.ctx.clock.seconds()
+        if status.state == PAID:
+            yield self.ctx.credit_payment(payment_hash, status.amount_received_msat, record["bolt11"])
+            return "done"
+        if status.state == EXPIRED or now > record["expiresAt"] + MIN_TIME_LEFT_S:
+            return "done"
+        if record["pool"] and not record["replaced"] and now >= record["expiresAt"] - REPLACE_BEFORE_EXPIRY_S:
+            return "replace"
+        return None
+
+    @inlineCallbacks
+    def _settled(self, done: list, replace: list):
+        def change(current):
+            for h in done:
+                current.pop(h, None)
+            for h in replace:
+                if h in current:
+                    current[h]["replaced"] = True
+
+        yield self._update_issued(change)
+        yield self._top_up_pool()
+
+    @inlineCallbacks
+    def _on_payment_preimage(self, entry):
+        """The payer says it paid: a hint to ask our node about that invoice now (credited only on
+        the node's word, as at a poll). Answered ``[]``."""
+        try:
+            payment_hash = hashlib.sha256(bytes.fromhex(protocol.find_text([entry], protocol.PAYMENT_PREIMAGE))) \
+                .hexdigest()
+        except (ValueError, TypeError):
+            raise ClaimRejectedError("paymentPreimage: not 32 bytes of hex") from None
+        record = (yield self._load_issued()).get(payment_hash)
+        if record is not None and (yield self._check_issued(payment_hash, record)) == "done":
+            yield self._settled([payment_hash], [])
+        return []
 
     # -- invoices of the peer -------------------------------------------------------------------
 
@@ -254,13 +282,18 @@ class LightningModule:
             self.pool.append(invoice)
         return []
 
+    def _pool_usable(self) -> list:
+        """Drop the peer's pool invoices with 60 s or less left (JS ``minuteFromNow``). :returns: the pool."""
+        now = self.ctx.clock.seconds()
+        self.pool = [inv for inv in self.pool if inv.expires_at - now > MIN_TIME_LEFT_S]
+        return self.pool
+
     @inlineCallbacks
     def _invoice_for(self, amount_msat: int):
         """An invoice of the peer for ``amount_msat``, checked: the oldest usable pool invoice when
         the backend pays amountless ones, else one asked for (``invoiceRequest``)."""
         if self.backend.pays_amountless:
-            now = self.ctx.clock.seconds()
-            self.pool = [inv for inv in self.pool if inv.expires_at - now > MIN_TIME_LEFT_S]
+            self._pool_usable()
             while self.pool:
                 invoice = self.pool.pop(0)
                 used = yield self.ctx.store.get(self.ctx.key(f"invoice-used:{invoice.payment_hash}"))
@@ -334,6 +367,11 @@ class LightningModule:
             raise BackendError(f"the node's preimage {preimage} does not hash to payment hash {payment_hash}")
         self.ctx.log.info("account {account}: paid {amount} msat to {peer} (invoice {hash})", account=self.account_id,
                           amount=amount, peer=self.peer_node_id, hash=payment_hash)
+        try:  # a hint only: the payee credits what its node reports, at the latest at its next poll
+            yield self.ctx.call_peer(protocol.PAYMENT_PREIMAGE, preimage.encode(), protocol.CONTENT_TEXT)
+        except Exception as exc:
+            self.ctx.log.info("account {account}: the peer did not take paymentPreimage ({error}); it will see "
+                              "the payment at its next poll", account=self.account_id, error=str(exc))
         return f"lightning:{payment_hash}"
 
     def create_claim(self, total):  # payment-based: never called

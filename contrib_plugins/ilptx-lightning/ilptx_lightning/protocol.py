@@ -16,6 +16,11 @@ invoice (Electrum's command interface):
     entry: a BOLT11 invoice of the sender's peer for exactly that amount. A peer that does not
     know it (the JS plugin) answers without that entry or with an error, and the payer keeps
     the payout queued.
+``paymentPreimage``
+    the preimage (64 hex digits) of an invoice of the receiver's that the sender just paid; a
+    hint only: the receiver asks its own node about that invoice now (credits only what the node
+    reports) instead of at its next poll; answered ``[]``. (The name is the ``ko-settlement-engine``
+    branch's message type.)
 """
 
 from __future__ import annotations
@@ -25,7 +30,8 @@ from typing import Iterable, Optional
 
 from ilptx.codec.btp import CONTENT_TEXT_PLAIN_UTF8, ProtocolDataEntry
 
-__all__ = ["CONTENT_TEXT", "PEERING_REQUEST", "PAYMENT_REQUEST", "INVOICE_REQUEST", "MalformedMessageError", "text_entry",
+__all__ = ["CONTENT_TEXT", "PEERING_REQUEST", "PAYMENT_REQUEST", "INVOICE_REQUEST", "PAYMENT_PREIMAGE",
+           "MalformedMessageError", "text_entry",
            "decode_peering_request", "decode_invoice_request", "find_text"]
 
 #: every entry of these sub-protocols is text/plain UTF-8
@@ -33,6 +39,7 @@ CONTENT_TEXT = CONTENT_TEXT_PLAIN_UTF8
 PEERING_REQUEST = "peeringRequest"
 PAYMENT_REQUEST = "paymentRequest"
 INVOICE_REQUEST = "invoiceRequest"
+PAYMENT_PREIMAGE = "paymentPreimage"
 _NODE_ID = re.compile(r"0[23][0-9a-f]{64}")
 _MAX_MSAT = 21_000_000 * 10 ** 11
 
