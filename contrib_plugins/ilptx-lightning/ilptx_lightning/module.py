@@ -348,6 +348,9 @@ class LightningModule:
                       "amountless": invoice.amount_msat is None}
             yield self.ctx.store.put(used_key, payment_id)  # the hash belongs to this payout
             yield self.ctx.store.put(key, json.dumps(record, sort_keys=True))  # recorded before it is paid
+            self.ctx.log.info("account {account}: paying invoice {hash} of {amount} msat for payout {payment_id}",
+                              account=self.account_id, hash=invoice.payment_hash, amount=amount,
+                              payment_id=payment_id)
         payment_hash = record["paymentHash"]
         status = yield self.backend.payment_status(payment_hash)
         if status.state == PAID and status.preimage:

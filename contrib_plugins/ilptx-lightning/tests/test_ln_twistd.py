@@ -1,0 +1,192 @@
+"""Two real ``twistd -n ilpconnector`` processes with the plugin installed by pip (``--target``, found through its
+``ilptx`` entry point), peered with ``plugin: lightning``, each on its own Electrum node of the regtest network:
+STREAM payments both ways (``ilptx pay`` to a ``stream-receiver`` account) cross the settle threshold several times;
+every settlement is a paid invoice and each node's channel balance moves by exactly what the connectors say."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from ln_regtest import free_port
+
+pytestmark = pytest.mark.slow
+
+PACKAGE = Path(__file__).resolve().parents[1]
+ILPTX_TREE = Path(__file__).resolve().parents[3]  # twistd runs from the ilptx source tree (its dropin, ilptx)
+TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())"]
+ILPTX = [sys.executable, "-m", "ilptx"]
+THRESHOLD = 2000  # sat
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-lightning"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                           str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
+    assert "lightning = ilptx_lightning.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
+    return target
+
+
+class Connector:
+    """One ``twistd -n ilpconnector --config <json>`` child on a SQLite store, output in a log file, stopped by PID."""
+
+    def __init__(self, name: str, node, btp: dict, route: str, site: Path, work: Path) -> None:
+        self.name, self.site, self.dir = name, site, work / name
+        self.dir.mkdir()
+        self.admin, self.payer, self.spsp = free_port(), free_port(), free_port()
+        self.config = {
+            "ilpAddress": f"test.{name}", "spread": 0, "adminApi": True, "adminApiHost": "127.0.0.1",
+            "adminApiPort": self.admin, "store": "sqlite", "storePath": str(self.dir / "store.db"),
+            "accounts": {
+                "peer": {"relation": "peer", "plugin": "lightning", "assetCode": "BTC", "assetScale": 8,
+                         "balance": {"maximum": "1000000", "settleThreshold": str(-THRESHOLD), "settleTo": "0"},
+                         "options": {**btp, "electrumUrl": node.url.replace("http://", "http://u:p@"),
+                                     "invoicePoolSize": 1}},
+                "payer": {"relation": "child", "plugin": "btp", "assetCode": "BTC", "assetScale": 8,
+                          "options": {"listener": {"host": "127.0.0.1", "port": self.payer, "secret": "payer"}}},
+                "shop": {"relation": "child", "plugin": "stream-receiver", "assetCode": "BTC", "assetScale": 8,
+                         "options": {"spsp": {"host": "127.0.0.1", "port": self.spsp}}}},
+            "routes": [{"targetPrefix": route, "peerId": "peer"}]}
+        (self.dir / "connector.json").write_text(json.dumps(self.config))
+        self.log = open(self.dir / "out.log", "ab")
+        self.proc = None
+        self.start()
+
+    def start(self) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join([str(self.site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+        self.proc = subprocess.Popen(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config",
+                                               str(self.dir / "connector.json")], cwd=ILPTX_TREE, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.wait_for_ports(self.admin, self.payer, self.spsp)
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.dir / "out.log").read_text(errors="replace")
+
+    def wait_for_ports(self, *ports: int, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        for port in ports:
+            while True:
+                assert self.proc.poll() is None, f"twistd exited with {self.proc.returncode}:\n{self.output()}"
+                with socket.socket() as s:
+                    if s.connect_ex(("127.0.0.1", port)) == 0:
+                        break
+                assert time.monotonic() < deadline, f"port {port} did not open:\n{self.output()}"
+                time.sleep(0.05)
+
+    def get(self, path: str) -> dict:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=10) as response:
+            return json.load(response)
+
+    def peer_info(self) -> dict:
+        return self.get("/accounts/peer")["info"]
+
+    def peer_balance(self) -> int:
+        return int(self.get("/balance")["accounts"]["peer"]["balance"])
+
+    def pay(self, other: "Connector", sats: int) -> None:
+        """STREAM ``sats`` from our ``payer`` child to the other connector's ``shop`` (``ilptx pay`` over SPSP)."""
+        done = subprocess.run(ILPTX + ["pay", f"http://127.0.0.1:{other.spsp}/", str(sats), "--allow-http", "--uplink",
+                                       f"btp+ws://:payer@127.0.0.1:{self.payer}", "--json"],
+                              capture_output=True, text=True, timeout=120, cwd=ILPTX_TREE)
+        assert done.returncode == 0, done.stdout + done.stderr + self.output()
+        summary = json.loads(done.stdout.strip().splitlines()[-1])
+        assert summary["ok"] is True and summary["delivered"] == str(sats), summary
+
+    def kill(self, sig=signal.SIGTERM) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            self.proc.wait(30)
+
+    def close(self) -> None:
+        self.kill(signal.SIGKILL)
+        self.log.close()
+
+
+def _outgoing(node, since: set) -> list:
+    """``(payment_hash, msat)`` of the node's settled outgoing Lightning payments not in ``since``."""
+    return [(h["payment_hash"], -int(h["amount_msat"])) for h in node.rpc("lightning_history")
+            if h.get("type") == "payment" and int(h["amount_msat"]) < 0 and h["payment_hash"] not in since]
+
+
+def _until(what: str, check, timeout: float = 60.0, interval: float = 0.2):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, f"{what}: not within {timeout} s"
+        time.sleep(interval)
+
+
+@pytest.fixture
+def pair(regtest, installed):
+    """Connector a on alice's node (listens for the peer), b on bob's (dials it); both stopped by PID at the end."""
+    work = Path(tempfile.mkdtemp(prefix="ilptx-lightning-twistd-"))
+    port = free_port()
+    started = []
+    try:
+        a = Connector("a", regtest.alice, {"listener": {"host": "127.0.0.1", "port": port, "secret": "ab"}}, "test.b",
+                      installed, work)
+        started.append(a)
+        b = Connector("b", regtest.bob, {"server": f"btp+ws://b:ab@127.0.0.1:{port}"}, "test.a", installed, work)
+        started.append(b)
+        _until("peering", lambda: a.peer_info()["lightning"]["peerNodeId"] == regtest.bob.node_id
+               and b.peer_info()["lightning"]["peerNodeId"] == regtest.alice.node_id)
+        yield a, b
+    finally:
+        for connector in reversed(started):
+            connector.close()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_two_twistd_connectors_settle_both_ways_over_lightning(regtest, pair):
+    """STREAM a→b 3×2500 and b→a 2×3000 sat: the threshold is crossed each time, every settlement is one paid invoice,
+    paid = credited on the other side, and each node's channel moves by exactly credited − paid."""
+    a, b = pair
+    alice_before, bob_before = regtest.alice.channel_local_msat(), regtest.bob.channel_local_msat()
+    seen_a = {h for h, _ in _outgoing(regtest.alice, set())}
+    seen_b = {h for h, _ in _outgoing(regtest.bob, set())}
+    for _ in range(3):
+        a.pay(b, 2500)
+    for _ in range(2):
+        b.pay(a, 3000)
+
+    def settled():
+        ia, ib = a.peer_info()["settlement"], b.peer_info()["settlement"]
+        if ia["queuedPayouts"] or ib["queuedPayouts"]:
+            return None
+        if int(ia["paid"]) * 1000 != int(ib["credited"]) or int(ib["paid"]) * 1000 != int(ia["credited"]):
+            return None
+        return ia, ib
+
+    ia, ib = _until("settlements credited", settled)
+    paid_a, paid_b = int(ia["paid"]), int(ib["paid"])
+    assert paid_a >= 3 * THRESHOLD and paid_b >= THRESHOLD, (ia, ib, a.output(), b.output())
+    out_a, out_b = _outgoing(regtest.alice, seen_a), _outgoing(regtest.bob, seen_b)
+    assert len(out_a) >= 3 and len(out_b) >= 1, (out_a, out_b)  # the threshold was crossed each time
+    assert sum(m for _, m in out_a) == paid_a * 1000 and sum(m for _, m in out_b) == paid_b * 1000
+    assert regtest.alice.channel_local_msat() - alice_before == (paid_b - paid_a) * 1000
+    assert regtest.bob.channel_local_msat() - bob_before == (paid_a - paid_b) * 1000
+    # the connectors' balances: what went over ILP, net of what was settled
+    bal_a, bal_b = a.peer_balance(), b.peer_balance()
+    assert bal_a == -bal_b and abs(bal_a) < THRESHOLD, (bal_a, bal_b)
+    assert bal_a == -(3 * 2500 - 2 * 3000) + paid_a - paid_b, (bal_a, paid_a, paid_b)
+    for c in (a, b):
+        assert "Traceback" not in c.output(), c.output()
