@@ -190,3 +190,76 @@ def test_two_twistd_connectors_settle_both_ways_over_lightning(regtest, pair):
     assert bal_a == -(3 * 2500 - 2 * 3000) + paid_a - paid_b, (bal_a, paid_a, paid_b)
     for c in (a, b):
         assert "Traceback" not in c.output(), c.output()
+
+
+def _invoice_being_paid(connector: Connector, before: str) -> str:
+    """The payment hash of the first "paying invoice" log line of ``connector`` after the text ``before``."""
+    def found():
+        tail = connector.output()[len(before):]
+        line = next((x for x in tail.splitlines() if "paying invoice" in x), None)
+        return line.split("paying invoice ")[1].split()[0] if line else None
+
+    return _until("the payer to record an invoice", found)
+
+
+def _status(node, payment_hash: str):
+    """Electrum's status code of our outgoing invoice ``payment_hash`` (3 paid, 4 in flight), or None."""
+    try:
+        return node.rpc("get_invoice", invoice_id=payment_hash)["status"]
+    except RuntimeError:
+        return None
+
+
+def test_settlement_paid_while_the_payee_connector_is_down_is_credited_once(regtest, pair):
+    """The invoice is paid while b's connector is killed (-9): b's restart credits it once, at its first poll."""
+    a, b = pair
+    credited_before = int(b.peer_info()["settlement"]["credited"])
+    os.kill(regtest.alice.pid, signal.SIGSTOP)  # a's payment waits on its node: b can be stopped in between
+    try:
+        mark = a.output()
+        a.pay(b, 2500)
+        payment_hash = _invoice_being_paid(a, mark)
+        b.kill(signal.SIGKILL)
+    finally:
+        os.kill(regtest.alice.pid, signal.SIGCONT)
+    _until("alice to pay", lambda: _status(regtest.alice, payment_hash) == 3)
+    _until("a to confirm the payout", lambda: not a.peer_info()["settlement"]["queuedPayouts"])
+    assert int(a.peer_info()["settlement"]["paid"]) == 2500
+    b.start()
+    _until("b to credit it", lambda: int(b.peer_info()["settlement"]["credited"]) == credited_before + 2500 * 1000)
+    time.sleep(2)  # two more polls: nothing more
+    assert int(b.peer_info()["settlement"]["credited"]) == credited_before + 2500 * 1000
+    assert b.output().count(f"credit payment:{payment_hash} of") == 1, b.output()
+    assert a.peer_balance() == -b.peer_balance() == 0
+
+
+def test_kill_9_while_paying_an_invoice_pays_it_once(regtest, pair):
+    """a is killed (-9) while its invoice's payment is in flight; the restarted a finds it paid by its hash: one
+    payment on alice's node, b credited once, paid = credited."""
+    a, b = pair
+    seen = {h for h, _ in _outgoing(regtest.alice, set())}
+    alice_before = regtest.alice.channel_local_msat()
+    os.kill(regtest.alice.pid, signal.SIGSTOP)  # hold a's payment until bob is stopped too
+    stopped = [regtest.alice.pid]
+    try:
+        mark = a.output()
+        a.pay(b, 2500)
+        payment_hash = _invoice_being_paid(a, mark)
+        os.kill(regtest.bob.pid, signal.SIGSTOP)  # bob holds the HTLC: the payment stays in flight
+        stopped.append(regtest.bob.pid)
+        os.kill(regtest.alice.pid, signal.SIGCONT)
+        stopped.remove(regtest.alice.pid)
+        _until("the payment to be in flight", lambda: _status(regtest.alice, payment_hash) == 4)
+        a.kill(signal.SIGKILL)
+    finally:
+        for pid in stopped:
+            os.kill(pid, signal.SIGCONT)
+    _until("the payment to settle", lambda: _status(regtest.alice, payment_hash) == 3)
+    a.start()
+    _until("a to confirm the payout", lambda: not a.peer_info()["settlement"]["queuedPayouts"])
+    _until("b to credit it", lambda: int(b.peer_info()["settlement"]["credited"]) == 2500 * 1000)
+    assert int(a.peer_info()["settlement"]["paid"]) == 2500
+    assert _outgoing(regtest.alice, seen) == [(payment_hash, 2500 * 1000)]
+    assert regtest.alice.channel_local_msat() - alice_before == -2500 * 1000
+    assert "was paid before; not paid again" in a.output()
+    assert a.peer_balance() == -b.peer_balance() == 0
