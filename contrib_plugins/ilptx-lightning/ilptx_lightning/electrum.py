@@ -122,14 +122,20 @@ class ElectrumBackend:
                 return item
         return None
 
+    def _find(self, method: str, **params) -> Optional[dict]:
+        """``method`` (``get_request`` / ``get_invoice``), ``None`` when Electrum says "Request not found"."""
+        try:
+            return self.rpc.call(method, **params)
+        except BackendError as exc:
+            if "not found" in str(exc).lower():
+                return None
+            raise
+
     def invoice_status(self, payment_hash: str):
         def status():
-            try:
-                request = self.rpc.call("get_request", request_id=payment_hash)
-            except BackendError as exc:
-                if "not found" in str(exc).lower():
-                    return InvoiceStatus(UNKNOWN)
-                raise
+            request = self._find("get_request", request_id=payment_hash)
+            if request is None:
+                return InvoiceStatus(UNKNOWN)
             state = _STATUS.get(request.get("status"), UNKNOWN)
             if state != PAID:
                 return InvoiceStatus(state if state in (UNPAID, EXPIRED) else UNPAID)
@@ -156,12 +162,9 @@ class ElectrumBackend:
 
     def payment_status(self, payment_hash: str):
         def status():
-            try:
-                invoice = self.rpc.call("get_invoice", invoice_id=payment_hash)
-            except BackendError as exc:
-                if "not found" in str(exc).lower():
-                    return PaymentStatus(UNKNOWN)
-                raise
+            invoice = self._find("get_invoice", invoice_id=payment_hash)
+            if invoice is None:
+                return PaymentStatus(UNKNOWN)
             state = _STATUS.get(invoice.get("status"), UNKNOWN)
             if state == PAID:
                 item = self._history(payment_hash)

@@ -252,13 +252,19 @@ def test_payment_while_payee_is_down_is_credited_once_after_restart():
     assert result_of(pair.peer.module._load_issued()) == {}
 
 
-def test_crash_in_the_middle_of_a_payment_pays_once():
-    """kill -9 while the invoice is being paid: the restarted payer finds the payment by its hash and never pays twice."""
+def _payout_left_behind(setup, amount, key):
+    """A connected pair whose payer started paying ``amount`` under ``key`` after ``setup(pair)`` (not awaited)."""
     pair = Pair(pool_size=0)
     pair.connect()
-    pair.a.hold = True
-    pair.plugin.send_money(900, "crash").addErrback(lambda f: None)
+    setup(pair)
+    pair.plugin.send_money(amount, key).addErrback(lambda f: None)
     pair.settle()
+    return pair
+
+
+def test_crash_in_the_middle_of_a_payment_pays_once():
+    """kill -9 while the invoice is being paid: the restarted payer finds the payment by its hash and never pays twice."""
+    pair = _payout_left_behind(lambda p: setattr(p.a, "hold", True), 900, "crash")
     assert pair.a.pay_calls == 1
     payer = pair.new_payer()
     pair.settle(2)  # the queued payout is retried: the payment is still in flight
@@ -272,11 +278,7 @@ def test_crash_in_the_middle_of_a_payment_pays_once():
 
 def test_crash_after_the_invoice_was_recorded_pays_it_once():
     """kill -9 after the invoice was recorded but before it was paid: the restart pays that same invoice, once."""
-    pair = Pair(pool_size=0)
-    pair.connect()
-    pair.a.fail_payments = True
-    pair.plugin.send_money(300, "rec").addErrback(lambda f: None)
-    pair.settle()
+    pair = _payout_left_behind(lambda p: setattr(p.a, "fail_payments", True), 300, "rec")
     pair.a.fail_payments = False
     pair.a.payments.clear()  # as if the pay call was never made: the node knows nothing of it
     issued_before = set(pair.b.invoices)
