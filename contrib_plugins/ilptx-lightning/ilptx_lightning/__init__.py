@@ -9,6 +9,7 @@ only ilptx's public API. Its parts, each usable and tested on its own:
   registered by :mod:`ilptx_lightning.hooks` as ``lightning`` and ``ilp-plugin-lightning``;
 * :mod:`ilptx_lightning.backend`: ``ILightningBackend``, what the plugin needs of a node;
 * :mod:`ilptx_lightning.electrum`: the backend on an Electrum daemon's JSON-RPC;
+* :mod:`ilptx_lightning.lnd`: the backend on lnd's REST API;
 * :mod:`ilptx_lightning.bolt11`: decoding (pyln-proto) and the checks before paying;
 * :mod:`ilptx_lightning.protocol`: the BTP sub-protocol entries (sans-IO);
 * :mod:`ilptx_lightning.options`: the plugin's options.

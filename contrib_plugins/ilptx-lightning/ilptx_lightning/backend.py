@@ -2,7 +2,7 @@
 (:class:`ILightningBackend`), and the values it passes.
 
 The plugin uses no other call of the node: an adapter for another implementation (Electrum:
-:mod:`ilptx_lightning.electrum`; LND, CLN) implements these seven methods. Amounts are ``int``
+:mod:`ilptx_lightning.electrum`; LND: :mod:`ilptx_lightning.lnd`; CLN) implements these seven methods. Amounts are ``int``
 **msat**; hashes, preimages and node ids lower-case hex; every method returns a ``Deferred`` and
 runs the node's (blocking) client off the reactor thread.
 """

@@ -73,7 +73,8 @@ class LightningModule:
     :param options: the account's options (:mod:`ilptx_lightning.options`).
     :param account_id: ``str``. :param services: the ``PluginServices`` (reactor, store, log).
     :param backend: an :class:`~ilptx_lightning.backend.ILightningBackend` (default: an
-        :class:`~ilptx_lightning.electrum.ElectrumBackend` on ``electrumUrl``).
+        :class:`~ilptx_lightning.electrum.ElectrumBackend` on ``electrumUrl``, or an
+        :class:`~ilptx_lightning.lnd.LndBackend` on ``lnd``).
     :raises ConfigError: invalid options.
     """
 
@@ -86,7 +87,12 @@ class LightningModule:
         self.options = parse_options(options, account_id, need_electrum=backend is None)
         self.account_id = account_id
         self._reactor = services.reactor
-        if backend is None:
+        if backend is None and self.options.lnd is not None:
+            from ilptx_lightning.lnd import LndBackend, pinned_treq
+
+            url, macaroon, cert = self.options.lnd
+            backend = LndBackend(url, macaroon, http=pinned_treq(self._reactor, cert))
+        elif backend is None:
             from ilptx_lightning.electrum import ElectrumBackend
 
             backend = ElectrumBackend(*self.options.electrum, reactor=self._reactor)
