@@ -105,6 +105,7 @@ class LightningModule:
         self._issued_lock = DeferredLock()
         self._poller: Optional[LoopingCall] = None
         self._peer_up = False
+        self._checking: set = set()
 
     # -- lifecycle --------------------------------------------------------------------------------
 
@@ -177,6 +178,8 @@ class LightningModule:
             amount = protocol.decode_invoice_request(entry)
         except protocol.MalformedMessageError as exc:
             raise ClaimRejectedError(str(exc)) from None
+        if self.peer_node_id is None:
+            raise ClaimRejectedError("invoiceRequest before peeringRequest: no node is linked to the peer")
         return self._issue(amount, pool=False).addCallback(
             lambda bolt11: [protocol.text_entry(protocol.PAYMENT_REQUEST, bolt11)])
 
@@ -236,8 +239,20 @@ class LightningModule:
 
     @inlineCallbacks
     def _check_issued(self, payment_hash: str, record: dict):
-        """Ask the node about one issued invoice; credit it if paid.
-        :returns: ``'done'`` (credited or expired), ``'replace'`` (a pool invoice near expiry) or ``None``."""
+        """Ask the node about one issued invoice; credit it if paid (one check per invoice at a
+        time: the poll and a ``paymentPreimage`` hint do not both credit, which would log a
+        spurious replay warning). :returns: ``'done'`` (credited or expired), ``'replace'`` (a
+        pool invoice near expiry) or ``None`` (also while another check of it runs)."""
+        if payment_hash in self._checking:
+            return None
+        self._checking.add(payment_hash)
+        try:
+            return (yield self._check_issued_now(payment_hash, record))
+        finally:
+            self._checking.discard(payment_hash)
+
+    @inlineCallbacks
+    def _check_issued_now(self, payment_hash: str, record: dict):
         status = yield self.backend.invoice_status(payment_hash)
         now = self.ctx.clock.seconds()
         if status.state == PAID:

@@ -123,7 +123,7 @@ def test_peering_links_both_node_ids_and_fills_the_pools():
     assert len(pair.peer.module.pool) == 3
 
 
-def test_exact_amount_invoice_is_paid_and_credited_once():
+def test_exact_amount_invoice_is_paid_and_credited_once(warnings):
     """A node that cannot pay amountless invoices asks for one of the exact amount: paid, credited exactly once."""
     pair = Pair()
     pair.connect()
@@ -134,6 +134,7 @@ def test_exact_amount_invoice_is_paid_and_credited_once():
     pair.settle(5)
     again = pair.send(1234, "k1")
     assert result_of(again) is None and pair.credited == [1234] and len(pair.a.paid) == 1
+    assert warnings == []  # the paymentPreimage hint and the poll did not both credit it
 
 
 def test_amountless_pool_invoice_is_paid_and_replaced():
@@ -221,6 +222,22 @@ def test_bad_pool_invoice_is_refused_with_f00(case, says, warnings):
     assert pair.plugin.module.pool == []
     assert any("paymentRequest refused" in line and says in line for line in warnings), warnings
     assert pair.plugin.is_connected()
+
+
+def test_invoice_request_before_peering_and_bad_hints_are_refused(warnings):
+    """invoiceRequest from a peer with no linked node, and a paymentPreimage that is not hex: F00, nothing made."""
+    pair = Pair(pool_size=0)
+    pair.connect()
+    pair.plugin.module.peer_node_id = None
+    d = pair.peer.settlement.call_peer(protocol.INVOICE_REQUEST, b"1000000", protocol.CONTENT_TEXT)
+    pair.settle()
+    failure_of(d)
+    hint = pair.peer.settlement.call_peer(protocol.PAYMENT_PREIMAGE, b"zz", protocol.CONTENT_TEXT)
+    pair.settle()
+    failure_of(hint)
+    assert pair.a.invoices == {} and pair.credited == []
+    assert any("before peeringRequest" in line for line in warnings), warnings
+    assert any("paymentPreimage: not 32 bytes" in line for line in warnings), warnings
 
 
 def test_peer_node_id_is_linked_for_life():

@@ -263,3 +263,20 @@ def test_kill_9_while_paying_an_invoice_pays_it_once(regtest, pair):
     assert regtest.alice.channel_local_msat() - alice_before == -2500 * 1000
     assert "was paid before; not paid again" in a.output()
     assert a.peer_balance() == -b.peer_balance() == 0
+
+
+def test_bad_option_stops_twistd_with_one_line_naming_the_key(installed, tmp_path):
+    """electrumUrl without its rpcuser/rpcpassword: twistd exits 2 with one line naming the key, no traceback."""
+    config = {"ilpAddress": "test.x", "accounts": {"peer": {
+        "relation": "peer", "plugin": "ilp-plugin-lightning", "assetCode": "BTC", "assetScale": 8,
+        "options": {"listener": {"host": "127.0.0.1", "port": free_port(), "secret": "s"},
+                    "electrumUrl": "http://127.0.0.1:7777"}}}}
+    (tmp_path / "connector.json").write_text(json.dumps(config))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(installed), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config",
+                                    str(tmp_path / "connector.json")], cwd=ILPTX_TREE, env=env, capture_output=True,
+                          text=True, timeout=120)
+    out = done.stdout + done.stderr
+    assert done.returncode == 2, out
+    assert "accounts.peer.options.electrumUrl: required: the Electrum daemon's JSON-RPC URL" in out, out
+    assert "Traceback" not in out, out
