@@ -31,8 +31,9 @@ ILP amounts are **satoshis** (as the JS plugin's), ledger units **msat**.
   is credited at the first poll after the restart (unlike interledger-rs' Lightning engine,
   settlement-lightning#35).
 
-The JS plugin also settles to zero after each Fulfill and on T04 in its server role; here the
-connector does that (``settleThreshold``/``settleTo`` call ``send_money``).
+The JS plugin also keeps a payable balance of its own and settles it to zero after each Fulfill
+and on T04; here the connector's balance is the only one (``settleThreshold: "-1"``,
+``settleTo: "0"`` call ``send_money`` after each Fulfill) and the framework retries a queued payout.
 
 Store keys (``ctx.key``, ``lightning:<account>:…``): ``peer-node-id``; ``issued`` (JSON ``{hash:
 {"bolt11", "amountMsat", "expiresAt", "pool", "replaced"}}``); ``payment:<payment_id>`` (JSON
