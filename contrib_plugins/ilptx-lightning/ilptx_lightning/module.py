@@ -104,6 +104,7 @@ class LightningModule:
         #: amountless invoices from the peer (DecodedInvoice), oldest first (JS ``incomingInvoices``)
         self.pool: list = []
         self._issued_lock = DeferredLock()
+        self._pool_lock = DeferredLock()
         self._poller: Optional[LoopingCall] = None
         self._peer_up = False
         self._checking: set = set()
@@ -144,10 +145,26 @@ class LightningModule:
 
     @inlineCallbacks
     def peer_connected(self):
-        """``peeringRequest`` with our node id, then top the peer's pool up to ``invoicePoolSize``."""
+        """``peeringRequest`` with our node id; then our pool invoices that are still live go to the
+        peer again (it may have restarted and lost its pool; it keeps each hash once) and the pool
+        is topped up to ``invoicePoolSize`` (the JS plugin sends new ones on every connect)."""
         yield self.ctx.call_peer(protocol.PEERING_REQUEST, self.node_id.encode(), protocol.CONTENT_TEXT)
         self._peer_up = True
+        issued = yield self._load_issued()
+        for record in issued.values():
+            if record["pool"] and not record["replaced"]:
+                yield self._offer(record["bolt11"])
         yield self._top_up_pool()
+
+    def _offer(self, bolt11: str):
+        """Send one pool invoice to the peer (``paymentRequest``). :returns: ``Deferred[bool]``: taken."""
+        def refused(failure):  # still watched: the peer may pay it anyway
+            self.ctx.log.warn("account {account}: the peer did not take pool invoice ({error})",
+                              account=self.account_id, error=failure.getErrorMessage())
+            return False
+
+        return self.ctx.call_peer(protocol.PAYMENT_REQUEST, bolt11.encode(), protocol.CONTENT_TEXT).addCallbacks(
+            lambda _: True, refused)
 
     # -- the peer's node ------------------------------------------------------------------------
 
@@ -208,19 +225,18 @@ class LightningModule:
 
         return self._issued_lock.run(update)
 
-    @inlineCallbacks
     def _top_up_pool(self):
+        """Issue and send pool invoices until ``invoicePoolSize`` are live (one top-up at a time)."""
+        return self._pool_lock.run(self._top_up_pool_now)
+
+    @inlineCallbacks
+    def _top_up_pool_now(self):
         if not self._peer_up or self.options.pool_size == 0:
             return
         issued = yield self._load_issued()
         live = sum(1 for r in issued.values() if r["pool"] and not r["replaced"])
         for _ in range(self.options.pool_size - live):
-            bolt11 = yield self._issue(None, pool=True)
-            try:
-                yield self.ctx.call_peer(protocol.PAYMENT_REQUEST, bolt11.encode(), protocol.CONTENT_TEXT)
-            except Exception as exc:  # still watched: the peer may pay it anyway
-                self.ctx.log.warn("account {account}: the peer did not take pool invoice ({error})",
-                                  account=self.account_id, error=str(exc))
+            if not (yield self._offer((yield self._issue(None, pool=True)))):
                 return
 
     @inlineCallbacks

@@ -147,6 +147,16 @@ def test_amountless_pool_invoice_is_paid_and_replaced():
     assert len(pair.plugin.module.pool) == 2 and oldest not in {i.payment_hash for i in pair.plugin.module.pool}
 
 
+def test_restarted_payer_gets_the_live_pool_again():
+    """A peer that restarted (its pool was in memory) is sent our live pool invoices again, not new ones."""
+    pair = Pair(amountless=True, pool_size=2)
+    pair.connect()
+    sent = sorted(inv.payment_hash for inv in pair.plugin.module.pool)
+    pair.new_payer()
+    pair.settle(1)
+    assert sorted(inv.payment_hash for inv in pair.plugin.module.pool) == sent and len(pair.b.invoices) == 2
+
+
 def test_pool_invoice_is_replaced_before_it_expires():
     """A pool invoice is replaced invoiceExpiry - 300 s after it was made (the JS 3300 s)."""
     pair = Pair(pool_size=1)
