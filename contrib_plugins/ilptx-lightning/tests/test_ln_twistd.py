@@ -188,8 +188,9 @@ def test_two_twistd_connectors_settle_both_ways_over_lightning(regtest, pair):
     bal_a, bal_b = a.peer_balance(), b.peer_balance()
     assert bal_a == -bal_b and abs(bal_a) < THRESHOLD, (bal_a, bal_b)
     assert bal_a == -(3 * 2500 - 2 * 3000) + paid_a - paid_b, (bal_a, paid_a, paid_b)
-    for c in (a, b):
-        assert "Traceback" not in c.output(), c.output()
+    for c in (a, b):  # each took the other's Electrum-made amountless pool invoice (the JS wire), refused nothing
+        assert c.peer_info()["lightning"]["peerInvoices"] == 1, c.peer_info()
+        assert "Traceback" not in c.output() and "refused" not in c.output(), c.output()
 
 
 def _invoice_being_paid(connector: Connector, before: str) -> str:
