@@ -45,6 +45,7 @@ from twisted.internet.task import LoopingCall
 from twisted.logger import Logger
 from twisted.web.resource import Resource
 from twisted.web.server import NOT_DONE_YET
+from werkzeug.exceptions import HTTPException
 from zope.interface import implementer
 
 from ilptx.admin.api import HttpError, _json, _text
@@ -288,6 +289,7 @@ class Dashboard:
         request.setHeader(b"Cache-Control", b"no-cache")
         return content
 
-    @app.handle_errors(HttpError)
+    @app.handle_errors(HttpError, HTTPException)
     def _http_error(self, request, failure):
-        return _text(request, failure.value.code, failure.value.message)
+        error = failure.value
+        return _text(request, error.code, getattr(error, "message", None) or error.name)
