@@ -303,13 +303,15 @@ function Alerts ({ alerts, api, setDialog, notify }) {
   </section>`
 }
 
+const precise = (u, values) => values.map((v) => +v.toPrecision(6))
+
 function Chart ({ title, series, data }) {
   const ref = useRef()
   const plot = useRef()
   const key = series.map((s) => s.label).join('|')
   useEffect(() => {
     const width = () => Math.max(300, ref.current.clientWidth - 10)
-    plot.current = new uPlot({ title, width: width(), height: 200, series: [{}, ...series], axes: [{}, { size: 70 }] },
+    plot.current = new uPlot({ title, width: width(), height: 200, series: [{}, ...series], axes: [{}, { size: 80, values: precise }] },
       data, ref.current)
     const resize = () => plot.current.setSize({ width: width(), height: 200 })
     window.addEventListener('resize', resize)
@@ -339,7 +341,7 @@ function Traffic ({ samples, accounts }) {
     s.accounts[a.id]?.balance == null ? null : toNumber(s.accounts[a.id].balance, a.info.assetScale)))]
   return html`<section aria-labelledby="traffic-title">
     <h2 id="traffic-title">Live traffic</h2>
-    <p class="totals" aria-live="off">Prepares handled: <strong id="packets-total">${now.fulfilled + now.rejected}</strong>
+    <p class="totals" aria-live="off">Prepares handled: <strong id="packets-total">${now.fulfilled + now.rejected}</strong>${' '}
       (fulfilled <span id="packets-fulfilled">${now.fulfilled}</span>, rejected <span id="packets-rejected">${now.rejected}</span>)
       · now <span id="packets-rate">${samples.length > 1 ? ((now.fulfilled + now.rejected - before.fulfilled - before.rejected) / seconds).toFixed(1) : '0'}</span> per second</p>
     <div class="charts">
