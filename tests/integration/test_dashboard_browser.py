@@ -191,11 +191,20 @@ def test_live_counter_rises_under_load_and_a_screenshot_is_saved(page, node, loa
 
 
 def test_balance_adjustment_in_the_page_shows_in_balance(page, node):
-    """Adjust… on alice, a bad amount refused in the dialog, then +1234567 confirmed: /balance moves by exactly that."""
+    """Adjust… on alice (by keyboard, then cancelled; a bad amount refused in the dialog), +1234567 confirmed: /balance moves by exactly that."""
     signed_in(page)
     before = int(http(node[0], "GET", "/balance")[1]["accounts"]["alice"]["balance"])
-    page.get_by_role("button", name="Adjust the balance of alice").click()
+    # by keyboard: Enter opens the dialog with the amount focused, Escape cancels it
+    adjust = page.get_by_role("button", name="Adjust the balance of alice")
+    adjust.focus()
+    page.keyboard.press("Enter")
     dialog = page.get_by_role("dialog")
+    expect(dialog.get_by_label(re.compile("Change in base units"))).to_be_focused()
+    page.keyboard.type("5")
+    page.keyboard.press("Escape")
+    expect(dialog).to_have_count(0)
+    assert int(http(node[0], "GET", "/balance")[1]["accounts"]["alice"]["balance"]) == before
+    adjust.click()
     dialog.get_by_label(re.compile("Change in base units")).fill("1.5")
     dialog.get_by_role("button", name="Apply the change").click()
     expect(dialog.get_by_role("alert")).to_contain_text("whole number of base units")
