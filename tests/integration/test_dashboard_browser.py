@@ -191,7 +191,7 @@ def test_live_counter_rises_under_load_and_a_screenshot_is_saved(page, node, loa
 
 
 def test_balance_adjustment_in_the_page_shows_in_balance(page, node):
-    """Adjust… on alice (by keyboard, then cancelled; a bad amount refused in the dialog), +1234567 confirmed: /balance moves by exactly that."""
+    """Adjust… on alice (by keyboard and cancelled; a bad amount refused), +1234567 confirmed: /balance moves by that."""
     signed_in(page)
     before = int(http(node[0], "GET", "/balance")[1]["accounts"]["alice"]["balance"])
     # by keyboard: Enter opens the dialog with the amount focused, Escape cancels it
