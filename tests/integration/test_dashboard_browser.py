@@ -190,6 +190,18 @@ def test_live_counter_rises_under_load_and_a_screenshot_is_saved(page, node, loa
     assert (ARTIFACTS / "dashboard.png").stat().st_size > 10000
 
 
+def test_an_alert_is_shown_and_dismissed_in_the_page(page, node, load):
+    """The peer's T04 'exceeded maximum balance.' shows as an alert; Dismiss… and confirm removes it from /alerts."""
+    signed_in(page)
+    alerts = http(node[0], "GET", "/alerts")[1]["alerts"]
+    assert [(a["accountId"], a["message"]) for a in alerts] == [("bob", "exceeded maximum balance.")]
+    expect(page.locator("#alerts-title")).to_have_text("Alerts (1)")
+    page.get_by_role("button", name=f"Dismiss alert {alerts[0]['id']}").click()
+    page.get_by_role("dialog").get_by_role("button", name="Dismiss").click()
+    expect(page.locator("#alerts-title")).to_have_text("Alerts (0)")
+    assert http(node[0], "GET", "/alerts")[1]["alerts"] == []
+
+
 def test_balance_adjustment_in_the_page_shows_in_balance(page, node):
     """Adjust… on alice (by keyboard and cancelled; a bad amount refused), +1234567 confirmed: /balance moves by that."""
     signed_in(page)
