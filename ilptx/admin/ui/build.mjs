@@ -2,10 +2,11 @@
 // src/app.js with preact, htm and uPlot bundled by esbuild into static/dashboard.js, src/app.css
 // with uPlot's stylesheet into static/dashboard.css, src/index.html and src/favicon.svg copied, and
 // the bundled libraries' licences into static/THIRD-PARTY-LICENSES.txt. Run ./build.sh (npm ci first).
+// `node build.mjs DIR` writes to DIR instead (tests/integration/test_dashboard_build.py compares).
 import { build } from 'esbuild'
 import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 
-const out = 'static'
+const out = process.argv[2] || 'static'
 rmSync(out, { recursive: true, force: true })
 mkdirSync(out)
 const common = { bundle: true, minify: true, legalComments: 'none', logLevel: 'info' }
