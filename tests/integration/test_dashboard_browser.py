@@ -270,3 +270,23 @@ def test_without_the_token_every_dashboard_data_route_and_the_stream_are_401(nod
                                ("PUT", "/accounts/carol", {"relation": "child", "plugin": "btp"})):
         assert http(port, method, path, token=None, body=body)[0] == 401, path
     assert set(http(port, "GET", "/balance")[1]["accounts"]) == {"alice", "bob"}
+
+
+def test_without_a_configured_token_the_page_opens_directly(browser, processes, tmp_path):
+    """With no adminApiToken (a loopback-only API) the page asks for nothing and shows the accounts."""
+    admin, alice = free_ports(2)
+    path = tmp_path / "open.json"
+    path.write_text(json.dumps({"ilpAddress": "test.open", "adminApi": True, "adminApiHost": "127.0.0.1",
+                                "adminApiPort": admin,
+                                "accounts": {"alice": btp_child(alice, {"maximum": "10"}, "alice")}}))
+    connector = processes.connector(["--config", str(path)])
+    wait_for_port(admin, connector)
+    context = browser.new_context()
+    try:
+        page = context.new_page()
+        page.goto(f"http://127.0.0.1:{admin}/dashboard/")
+        expect(page.locator('tr[data-account="alice"]')).to_contain_text("0 USD")
+        assert page.get_by_label("Admin API token").count() == 0
+        assert page.evaluate("sessionStorage.length") == 0
+    finally:
+        context.close()
