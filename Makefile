@@ -26,6 +26,7 @@ install-test: $(PY)
 
 npm:
 	cd tests/interop && npm ci --no-audit --no-fund --loglevel=error
+	cd ilptx/admin/ui && npm ci --no-audit --no-fund --loglevel=error
 	for d in $(wildcard contrib_plugins/*/tests/js/); do (cd "$$d" && npm ci --no-audit --no-fund --loglevel=error) || exit 1; done
 
 run: install

@@ -34,6 +34,10 @@
     Prometheus text format 0.0.4
 ``POST /addAccount``
     body ``{"id", "options": an accounts entry}`` → ``{"plugin": id, "connected"}`` (as ``PUT``)
+``GET /dashboard/``
+    the operator dashboard: a page and its static files (no data, so served without the
+    token), ``GET /dashboard/api/routes`` and the live stream ``GET /dashboard/api/live``
+    (:mod:`ilptx.admin.dashboard`)
 
 Amounts are decimal strings (``amountDiff``: at most :data:`MAX_AMOUNT_DIGITS` digits).
 A body is JSON of at most :data:`MAX_BODY_BYTES` bytes, nested at most
@@ -108,15 +112,21 @@ class AdminApi:
     app = Klein()
     log = Logger()
 
-    def __init__(self, connector, *, token: Optional[str] = None) -> None:
+    def __init__(self, connector, *, token: Optional[str] = None, clock=None) -> None:
+        from ilptx.admin.dashboard import Dashboard
+
         self.connector = connector
         self.token = token or None
+        #: the operator dashboard under ``/dashboard/`` (:mod:`ilptx.admin.dashboard`); ``clock``
+        #: (default: the connector's reactor) paces its live traffic samples
+        self.dashboard = Dashboard(self, clock=clock if clock is not None else connector.reactor)
 
     def resource(self) -> IResource:
-        """:returns: the ``twisted.web`` resource to serve (behind the token check if any)."""
+        """:returns: the ``twisted.web`` resource to serve (behind the token check if any; the
+        dashboard's static files, which hold no data, are served without it)."""
         resource = self.app.resource()
         if self.token:
-            return BearerTokenGuard(resource, self.token)
+            return BearerTokenGuard(resource, self.token, public=self.dashboard.public_paths)
         return resource
 
     def site(self) -> Site:
@@ -140,24 +150,28 @@ class AdminApi:
 
     @app.route("/routing", methods=["GET"])
     def routing(self, request):
-        """The routing state in the reference's shape: routing table id, epoch, local and
-        forwarding tables, routing log and per-peer send/receive state (CCP). With
+        """The routing state (:meth:`routing_state`)."""
+        return _json(request, self.routing_state())
+
+    def routing_state(self) -> dict:
+        """:returns: the routing state in the reference's shape: routing table id, epoch, local
+        and forwarding tables, routing log and per-peer send/receive state (CCP). With
         ``routeBroadcastEnabled: false`` the local table is the static one and the rest is empty."""
         manager = self.connector.switch.route_manager
         if manager is not None:
-            return _json(request, manager.status())
+            return manager.status()
         table = self.connector.routing_table
         local = self._local_routes()
         forwarding = {prefix: {"nextHop": route["nextHop"], "path": prefix if not route["nextHop"] else ""}
                       for prefix, route in local.items()}
-        return _json(request, {
+        return {
             "routingTableId": getattr(table, "routing_table_id", None),
             "currentEpoch": getattr(table, "epoch", 0),
             "localRoutingTable": local,
             "forwardingRoutingTable": forwarding,
             "routingLog": [],
             "peers": {},
-        })
+        }
 
     # -- accounts ---------------------------------------------------------------------------
 
@@ -243,7 +257,7 @@ class AdminApi:
         body = _body(request)
         account_id, diff = _balance_update(body)
         account = self._account(account_id)
-        limits = self._limits(account_id)
+        limits = self.limits(account_id)
         if limits is None:
             raise HttpError(409, f"account {account_id} has no balance settings, so no balance is kept for it")
         self.log.warn("admin API: modifying balance of {account} by {diff}", account=account_id, diff=diff)
@@ -300,6 +314,12 @@ class AdminApi:
         render = getattr(self.connector.stats, "exposition", None)
         request.setHeader(b"Content-Type", METRICS_CONTENT_TYPE.encode("ascii"))
         return render() if render is not None else b""
+
+    @app.route("/dashboard/", branch=True)
+    def dashboard_branch(self, request):
+        """The dashboard's page, static files, ``api/routes`` and ``api/live`` (see
+        :class:`ilptx.admin.dashboard.Dashboard`)."""
+        return self.dashboard.resource
 
     # -- errors -----------------------------------------------------------------------------
 
@@ -360,7 +380,7 @@ class AdminApi:
                       account=account.id, relation=account.relation, plugin=account.plugin_name)
         return account
 
-    def _limits(self, account_id: str):
+    def limits(self, account_id: str):
         """:returns: the account's balance middleware's limits, or ``None`` (no ``balance``
         settings, or ``disableMiddleware: [balance]``)."""
         pipelines = self.connector.switch.pipelines.get(account_id)
@@ -372,7 +392,7 @@ class AdminApi:
     async def _balances(self) -> dict:
         out = {}
         for account in list(self.connector.accounts):
-            limits = self._limits(account.id)
+            limits = self.limits(account.id)
             if limits is not None:
                 out[account.id] = _balance_entry(await self.connector.store.get_balance(account.id), limits)
         return out

@@ -59,18 +59,22 @@ class BearerTokenGuard(Resource):
     :param wrapped: the resource to serve, e.g. ``klein_app.resource()``.
     :param token: the bearer token (``str``); requests without it get ``401`` with
         ``WWW-Authenticate: Bearer`` and a one-line text body.
+    :param public: request paths (``bytes``, exactly as sent, without the query) served
+        without the token: the dashboard's static files, which hold no data. Any other
+        spelling of them (``%2F``, ``//``) needs the token.
     """
 
     isLeaf = True
 
-    def __init__(self, wrapped: IResource, token: str) -> None:
+    def __init__(self, wrapped: IResource, token: str, public: frozenset = frozenset()) -> None:
         super().__init__()
         self._wrapped = wrapped
         self._token = token.encode("utf-8")
+        self._public = public
 
     def render(self, request):
-        """Check ``Authorization``, then render the wrapped resource."""
-        if not token_matches(request.getHeader(b"authorization"), self._token):
+        """Check ``Authorization`` (unless the path is public), then render the wrapped resource."""
+        if request.path not in self._public and not token_matches(request.getHeader(b"authorization"), self._token):
             request.setResponseCode(401)
             request.setHeader(b"WWW-Authenticate", b'Bearer realm="ilptx admin"')
             request.setHeader(b"Content-Type", b"text/plain; charset=utf-8")
