@@ -131,8 +131,9 @@ def test_twistd_server_role_settles_with_two_client_connectors_exactly(ganache, 
         assert clients["a"]["ethereum"]["incomingChannel"]["channelId"] != \
             clients["b"]["ethereum"]["incomingChannel"]["channelId"]
         for port, paid, credited in ((admin_a, A_TO_B, B_TO_A), (admin_b, B_TO_A, A_TO_B)):
-            info = (yield _until_admin(port, "/accounts/parent", lambda r: r["info"]["settlement"]["credited"] == str(
-                credited * PACKET * GWEI), "a client to be credited"))["info"]
+            wanted = str(credited * PACKET * GWEI)
+            info = (yield _until_admin(port, "/accounts/parent", lambda r, w=wanted: r["info"]["settlement"][
+                "credited"] == w, "a client to be credited"))["info"]
             assert info["settlement"]["paid"] == str(paid * PACKET)
             assert not info["settlement"]["queuedPayouts"]
             balances = (yield _get(port, "/balance"))["accounts"]
