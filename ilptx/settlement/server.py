@@ -52,12 +52,18 @@ Options, besides mini-accounts' and the module's own:
     list is kept in the store under ``settlement:A:clients``; JS ``accounts``, issue
     ilp-plugin-ethereum#20).
 
-Crash analysis, besides the engine's (:mod:`ilptx.settlement.engine`): a Prepare from a client
-whose Fulfill was not yet committed is released by ``recover()`` (the client was never told of
-the Fulfill... or was, and then paid for nothing it owes: the connector's own rule for its
-accounts); a credited claim is recorded by the engine before either balance moves; the money
-handler is the connector's balance write, then the client's ``A:C`` write (a failure of the
-latter is logged as an error and not retried, so nothing is credited twice).
+Crash analysis, besides the engine's (:mod:`ilptx.settlement.engine`):
+
+* a Prepare *from* a client in flight: ``recover()`` releases its reservation on ``A:C`` (the
+  connector's own rule for its accounts' incoming Prepares: the sender is assumed not to have
+  seen the Fulfill);
+* a Prepare *to* a client in flight: ``recover()`` commits it on ``A:C:payable`` and the client
+  is paid it when loaded (we never under-pay a client);
+* between the Fulfill's commit and the payout's record: the reconciliation at load queues it,
+  under the same key as it would have had;
+* a verified claim is recorded by the engine before either balance moves; the money handler is
+  the connector's balance write, then the client's ``A:C`` write (a failure of the latter is
+  logged as an error and not retried, so nothing is credited twice).
 """
 
 from __future__ import annotations
@@ -222,6 +228,8 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
     def _load(self, client: str):
         if client in self.accounts:
             return self.accounts[client]
+        if not self._settlement_started:
+            raise PeerUnreachableError(f"account {self.account_id} is disconnected: client {client} is not loaded")
         key = self.client_account_id(client)
         module = self._module_factory(self._module_options, account_id=key, services=self._services)
         if not ISettlementModule.providedBy(module):

@@ -30,8 +30,8 @@ PAID = 1_000_000  # gwei each way
 FULFILLMENT = b"\x5a" * 32
 
 
-def _services() -> PluginServices:
-    return PluginServices(reactor=reactor, log=Logger(), store=MemoryStore())
+def _services(store=None) -> PluginServices:
+    return PluginServices(reactor=reactor, log=Logger(), store=store if store is not None else MemoryStore())
 
 
 @pytest_twisted.inlineCallbacks
@@ -40,12 +40,13 @@ def test_js_client_of_the_ilptx_server_pays_and_is_paid_and_forged_claims_credit
     the ilptx client's forged claim on the JS channel is refused; both channels claimed on chain exactly."""
     js_key, server_key, eve_key = ganache.keys[1], ganache.keys[2], ganache.keys[3]
     (port,) = free_ports()
+    store = MemoryStore()
     chain = {"ethereumProvider": ganache.url, "contractAddress": ganache.contract_address,
              "outgoingChannelAmount": 3_000_000}
     server = ethereum_plugin({"role": "server", "listener": {"host": "127.0.0.1", "port": port},
                               "debugHostIldcpInfo": {"clientAddress": "test.server", "assetScale": 9,
                                                      "assetCode": "ETH"},
-                              "ethereumPrivateKey": server_key, **chain}, account_id="clients", services=_services())
+                              "ethereumPrivateKey": server_key, **chain}, account_id="clients", services=_services(store))
     eve = ethereum_plugin({"server": f"btp+ws://eve:eve-token@127.0.0.1:{port}", "ethereumPrivateKey": eve_key,
                            **chain}, account_id="eve", services=_services())
     credited: list = []
@@ -70,7 +71,7 @@ def test_js_client_of_the_ilptx_server_pays_and_is_paid_and_forged_claims_credit
         yield js.command("sendMoney", gwei=str(PAID))
         yield until(lambda: sum(credited) >= PAID, "the server to credit the JS client")
         assert sum(credited) == PAID
-        assert (yield server._store.get_balance("clients:js")).balance == -PAID
+        assert (yield store.get_balance("clients:js")).balance == -PAID
         channel_id = js_module.incoming["channelId"]
 
         # server → JS client: a Prepare the JS client fulfills; the server opens a channel and pays it exactly
@@ -88,7 +89,7 @@ def test_js_client_of_the_ilptx_server_pays_and_is_paid_and_forged_claims_credit
         yield eve.settlement.call_peer("machinomy", body, CONTENT_JSON).addErrback(refused.append)
         assert refused and "ChannelLinkedElsewhereError" in str(refused[0].value), refused
         assert sum(credited) == PAID
-        assert (yield server._store.get_balance("clients:eve")).balance == 0
+        assert (yield store.get_balance("clients:eve")).balance == 0
 
         info = (yield server.get_admin_info())["clients"]["js"]["ethereum"]
         assert info["incomingChannel"]["bestClaim"] == str(PAID * GWEI)
