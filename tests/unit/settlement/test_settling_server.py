@@ -17,10 +17,12 @@ from ilptx.codec.ilp import Fulfill, Reject, decode_response, encode_packet
 from ilptx.errors import ConfigError
 from ilptx.settlement.plugin import SettlingPlugin, settling_plugin_factory
 from ilptx.settlement.server import SettlingServerPlugin
+from ilptx.stores.sqlite import SqliteStore
 from ilptx.testing import (
-    SERVER_FULFILLMENT, FakeLedger, SettlingServerModuleContract, failure_of, fulfilling_handler,
+    SERVER_FULFILLMENT, FakeLedger, FakeNetwork, SettlingServerModuleContract, failure_of, fulfilling_handler,
     linked_settling_server, plugin_services, result_of,
 )
+from test_settlement_model import InlineExecutor
 
 SEEDS = {"server": "44" * 32, "alice": "55" * 32, "bob": "66" * 32}
 KEYS = {name: Ed25519PrivateKey.from_private_bytes(bytes.fromhex(seed)) for name, seed in SEEDS.items()}
@@ -32,13 +34,13 @@ MILLI = 10 ** 3  # ledger scale 12, account scale 9
 class World:
     """A FakeLedger, a settling server (seed "server") and clients alice and bob, each on its own store."""
 
-    def __init__(self, **server_options) -> None:
+    def __init__(self, network=None, store=None, **server_options) -> None:
         self.ledger = FakeLedger()
         for address in ADDR.values():
             self.ledger.fund(address, FUNDS)
         self.factory = settling_plugin_factory(module_factory(self.ledger))
         self.setup = linked_settling_server(
-            self.factory, options={"seed": SEEDS["server"], **server_options},
+            self.factory, network=network, store=store, options={"seed": SEEDS["server"], **server_options},
             client_options={name: {"seed": SEEDS[name]} for name in ("alice", "bob")})
         self.credited: list = []
         self.events: list = []
@@ -330,3 +332,39 @@ def test_send_money_of_the_account_is_refused_and_moves_nothing():
     assert failure.check(NotImplementedError) and "each client is settled after its Fulfills" in str(failure.value)
     world.setup.settle(1)
     assert world.got == {"alice": [], "bob": []}
+
+
+def test_restart_on_a_new_sqlite_store_of_the_same_file_keeps_everything(tmp_path):
+    """The server's state on SQLite: a new store object on the same file reloads both clients, their balances,
+    best claims and payouts; the clients are then paid and credited exactly as if nothing had happened."""
+    net = FakeNetwork()
+    path = str(tmp_path / "server.sqlite")
+
+    def open_store():
+        store = SqliteStore(path, reactor=net.reactor, executor=InlineExecutor())
+        result_of(store.open())
+        return store
+
+    world = World(network=net, store=open_store())
+    world.prefund("alice", 1000)
+    result_of(world.setup.pay_client("bob", 300))
+    world.setup.settle(1)
+    assert world.got["bob"] == [300]
+    stopped = world.setup.server.disconnect()
+    world.setup.settle()
+    result_of(stopped)
+    closed = world.setup.store.close()
+    world.setup.settle()
+    result_of(closed)
+    world.setup.store = open_store()
+    world.restart_server()
+    assert sorted(world.server.accounts) == ["alice", "bob"]
+    assert world.receivable("alice") == -1000
+    bob = world.server.accounts["bob"]
+    assert result_of(bob.settlement.best_outgoing_claim()).value == 300 * MILLI
+    assert result_of(world.server.accounts["alice"].settlement.best_incoming_claim()).value == 1000 * MILLI
+    world.prefund("alice", 7)
+    result_of(world.setup.pay_client("bob", 11))
+    world.setup.settle(1)
+    assert world.credited == [1000, 7] and world.got["bob"] == [300, 11]
+    assert world.balance(world.server.payable_id("bob")).balance == -311
