@@ -111,8 +111,11 @@ Differences from the reference
   (``triggeredBy`` the connector's address), not by the plugin (the account's address).
 * Failed logins are slowed down per IP address and client name; ``maxUnsentBytes``.
 
-What this plugin does not do: settle with clients, persist client balances, or forget
-registered tokens (delete the store key to release a name).
+What this plugin does not do: settle with clients, persist client balances (both are the settling
+subclass's, :class:`ilptx.settlement.server.SettlingServerPlugin`, through the per-client balance
+hooks ``_reserve_incoming`` / ``_reserve_outgoing`` / ``_settle`` / ``_outgoing_answered`` and
+:attr:`MiniAccountsPlugin.connection_owner`), or forget registered tokens (delete the store key to
+release a name).
 """
 
 from __future__ import annotations

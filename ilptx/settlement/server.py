@@ -39,7 +39,8 @@ Prefunding: with the JS default the maximum of ``A:C`` is 0, so a client must pa
 before its Prepares are forwarded; a Prepare past it gets a ``T04`` Reject (``exceeded maximum
 balance.``).
 
-Options, besides mini-accounts' and the module's own:
+Options, besides mini-accounts' and the module's own (the JS server's ``maxPacketAmount`` is the
+account's own ``maxPacketAmount`` in ilptx's config):
 
 ``role`` (``"server"``)
     picks this class in :func:`~ilptx.settlement.plugin.settling_plugin_factory`.
