@@ -134,8 +134,9 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
         ``channelWatcherInterval``, the module's).
     :param account_id: ``str``. :param services: the :class:`~ilptx.plugins.base.PluginServices`.
     :param module_factory: ``module_factory(options, *, account_id, services) ->
-        ISettlementModule``, called once per client with ``account_id="<account>:<client>"``.
-    :raises ConfigError: invalid options.
+        ISettlementModule``, called once per client with ``account_id="<account>:<client>"`` (and
+        once here with the account's id, its module dropped: so bad options stop start-up).
+    :raises ConfigError: invalid options (mini-accounts' or the module's).
 
     :ivar accounts: ``dict[str, ClientAccount]``: the clients loaded (every client ever seen,
         once :meth:`connect` fired).
@@ -153,6 +154,7 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
         self._module_options = options
         self._services = services
         self._module_factory = module_factory
+        module_factory(options, account_id=account_id, services=services)  # bad options: ConfigError at start-up
         self._state = services.settlement_state()
         self.accounts: dict[str, ClientAccount] = {}
         self._load_lock = DeferredLock()  # one client loaded at a time: one module per client

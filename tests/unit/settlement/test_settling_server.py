@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from ed25519_channel import module_factory
 from twisted.internet.defer import Deferred
@@ -123,12 +124,21 @@ def test_role_picks_the_class_and_a_bad_role_is_a_config_error():
     client = factory({"seed": SEEDS["alice"], "server": "btp+ws://a:b@localhost:1/"}, account_id="c",
                      services=plugin_services())
     assert type(server) is SettlingServerPlugin and type(client) is SettlingPlugin
-    try:
+    with pytest.raises(ConfigError) as error:
         factory({"role": "peer", "seed": SEEDS["alice"]}, account_id="x", services=plugin_services())
-    except ConfigError as exc:
-        assert "accounts.x.options.role" in str(exc) and "'peer'" in str(exc)
-    else:
-        raise AssertionError("role peer was accepted")
+    assert "accounts.x.options.role" in str(error.value) and "'peer'" in str(error.value)
+
+
+def test_bad_module_options_stop_the_server_at_construction():
+    """The module's own option errors surface when the server plugin is built, not at a client's first login."""
+
+    def strict(options, *, account_id, services):
+        raise ConfigError(f"accounts.{account_id}.options.seed", "required")
+
+    factory = settling_plugin_factory(strict)
+    with pytest.raises(ConfigError) as error:
+        factory({"role": "server", "listener": {"port": 1}}, account_id="s", services=plugin_services())
+    assert error.value.key == "accounts.s.options.seed"
 
 
 def test_each_client_gets_its_own_settlement_account_and_channel():
