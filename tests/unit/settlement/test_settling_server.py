@@ -15,7 +15,7 @@ from twisted.logger import Logger, formatEvent
 
 from ilptx.codec.btp import CONTENT_JSON
 from ilptx.codec.ilp import Fulfill, Reject, decode_response, encode_packet
-from ilptx.errors import ConfigError
+from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.settlement.plugin import SettlingPlugin, settling_plugin_factory
 from ilptx.settlement.server import SettlingServerPlugin
 from ilptx.stores.sqlite import SqliteStore
@@ -289,9 +289,10 @@ def test_kill_between_recording_a_credit_and_crediting_it_credits_at_most_once()
     world = World()
     world.server.deregister_money_handler()
     world.server.register_money_handler(lambda amount: Deferred())  # dies in there
-    world.prefund_d = world.client("alice").send_money(500)
+    first = world.client("alice").send_money(500)
     world.setup.settle()
     world.restart_server()
+    assert failure_of(first).check(PeerUnreachableError)  # the server died before acknowledging the claim
     world.setup.settle(60)  # alice's payout retried: the claim again
     assert world.credited == []
     assert world.logged("was recorded before a restart but not confirmed as applied")
