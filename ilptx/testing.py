@@ -79,7 +79,9 @@ from ilptx.plugins.base import PluginHandlers, PluginServices
 __all__ = ["MemoryPlugin", "linked_plugins", "MemoryPluginFactory", "fulfilling_handler", "condition_for",
            "FakeNetwork", "plugin_services", "ConnectorHarness", "LinkedPair", "LedgerPluginContract",
            "SettlingPluginContract", "result_of", "failure_of", "FakeLedger", "FakeChannel", "LedgerError",
-           "linked_settling_plugins", "SettlingModuleContract", "SETTLING_LISTENER", "SETTLING_DIALLER"]
+           "linked_settling_plugins", "SettlingModuleContract", "SETTLING_LISTENER", "SETTLING_DIALLER",
+           "SETTLING_SERVER", "SERVER_FULFILLMENT", "server_prepare", "SettlingServerSetup", "linked_settling_server",
+           "SettlingServerModuleContract"]
 
 
 def result_of(d: Deferred):
@@ -925,3 +927,173 @@ class SettlingModuleContract(SettlingPluginContract):
         retry = again.send_money(700, "queued")
         pair.settle()
         assert result_of(retry) is None and credited == [700]
+
+
+# -- the server role (one settlement account per client) ------------------------------------------
+
+#: The server side of :func:`linked_settling_server`: mini-accounts listening, ``role: server``,
+#: its address given (no IL-DCP from a connector).
+SETTLING_SERVER = {"role": "server", "listener": {"port": 7799, "host": "127.0.0.1"},
+                   "debugHostIldcpInfo": {"clientAddress": "test.server", "assetScale": 9, "assetCode": "XYZ"}}
+#: the fulfillment every Prepare of :func:`server_prepare` is for
+SERVER_FULFILLMENT = b"\x22" * 32
+
+
+def server_prepare(destination: str, amount: int) -> bytes:
+    """:returns: an ILP Prepare of ``amount`` to ``destination`` for :data:`SERVER_FULFILLMENT`."""
+    return encode_packet(Prepare(amount, timestamp_at(2_000_000_000, 30_000), condition_for(SERVER_FULFILLMENT),
+                                 destination, b""))
+
+
+@dataclass
+class SettlingServerSetup:
+    """What :func:`linked_settling_server` made.
+
+    :ivar server: the :class:`~ilptx.settlement.server.SettlingServerPlugin` (not yet connected).
+    :ivar clients: client name → its :class:`~ilptx.settlement.plugin.SettlingPlugin` (client role,
+        dialling the server as ``btp+ws://<name>:<name>-token@localhost:7799/``).
+    :ivar network: the :class:`FakeNetwork`; :ivar store: the server's store.
+    """
+
+    server: Any
+    clients: dict
+    network: "FakeNetwork"
+    store: Any
+    factory: Callable
+    options: dict
+
+    def settle(self, seconds: float = 0.0) -> None:
+        """Move every byte (and the clock by ``seconds``)."""
+        self.network.settle(seconds)
+
+    def connect(self, *plugins) -> None:
+        """Connect ``plugins`` (default: the server, then every client) and settle."""
+        plugins = plugins or (self.server, *self.clients.values())
+        connecting = [maybeDeferred(p.connect) for p in plugins]
+        self.settle()
+        for d in connecting:
+            result_of(d)
+
+    def restart_server(self) -> Any:
+        """Disconnect the server and start a new one on the same store (a process restart);
+        the clients dial again (their BTP reconnect) and everything settles.
+        :returns: the new server."""
+        result_of(_settled(self, self.server.disconnect()))
+        self.server = self.factory(dict(self.options), account_id=self.server.account_id,
+                                   services=plugin_services(self.network.reactor, account_id=self.server.account_id,
+                                                            store=self.store))
+        return self.server
+
+    def pay_server(self, client: str, amount: int) -> bytes:
+        """Client ``client`` sends the server a Prepare of ``amount`` (the server's data handler
+        answers). :returns: the ILP reply bytes."""
+        return result_of(_settled(self, self.clients[client].send_data(server_prepare("test.server.x", amount))))
+
+    def pay_client(self, client: str, amount: int) -> Deferred:
+        """The server sends ``client`` a Prepare of ``amount`` (its data handler answers).
+        :returns: the Deferred of the reply, after settling."""
+        return _settled(self, self.server.send_data(server_prepare(f"test.server.{client}.x", amount)))
+
+
+def _settled(setup: SettlingServerSetup, d: Deferred) -> Deferred:
+    setup.settle()
+    return d
+
+
+def linked_settling_server(factory: Callable, client_factory: Optional[Callable] = None, *,
+                           options: Optional[dict] = None, client_options: Optional[dict] = None,
+                           network: Optional["FakeNetwork"] = None, store=None,
+                           account_id: str = "clients") -> SettlingServerSetup:
+    """A settling plugin in the server role and its clients, on a :class:`FakeNetwork`; not yet
+    connected (:meth:`SettlingServerSetup.connect`).
+
+    :param factory: the ledger plugin factory (e.g. :func:`~ilptx.settlement.plugin.settling_plugin_factory`);
+        the server gets ``{**SETTLING_SERVER, **options}``.
+    :param client_factory: the clients' factory (default ``factory``).
+    :param client_options: client name → the module's options for it (each merged over the
+        BTP client options).
+    :param store: the server's ``IStore`` (default a new ``MemoryStore``; each client has its own).
+    """
+    from ilptx.stores.memory import MemoryStore
+
+    net = network if network is not None else FakeNetwork()
+    store = store if store is not None else MemoryStore()
+    server_options = {**SETTLING_SERVER, **(options or {})}
+    server = factory(dict(server_options), account_id=account_id,
+                     services=plugin_services(net.reactor, account_id=account_id, store=store))
+    port = server_options["listener"]["port"]
+    clients = {}
+    for name, opts in (client_options or {}).items():
+        clients[name] = (client_factory or factory)(
+            {**opts, "role": "client", "server": f"btp+ws://{name}:{name}-token@localhost:{port}/"},
+            account_id=name, services=plugin_services(net.reactor, account_id=name, store=MemoryStore()))
+    return SettlingServerSetup(server, clients, net, store, factory, server_options)
+
+
+class SettlingServerModuleContract:
+    """The contract of a settlement module in the *server* role
+    (:class:`~ilptx.settlement.server.SettlingServerPlugin`), as pytest tests; no chain needed.
+
+    Subclass it and define :meth:`make_setup`: a :func:`linked_settling_server` with (at least)
+    two clients ``"alice"`` and ``"bob"``. It checks:
+
+    * a client's payment (its ``send_money``) reaches the server's money handler once, and lowers
+      that client's balance only;
+    * a Fulfill from a client makes the server pay that client exactly its amount, once;
+    * every sub-protocol MESSAGE a client sent, replayed, credits nothing more.
+    """
+
+    def make_setup(self) -> SettlingServerSetup:
+        """:returns: a new :func:`linked_settling_server` with clients alice and bob; override this."""
+        raise NotImplementedError("define make_setup() in your contract test class")
+
+    def connected_setup(self) -> SettlingServerSetup:
+        setup = self.make_setup()
+        self.credited: list = []
+        setup.server.register_money_handler(self.credited.append)
+        setup.server.register_data_handler(fulfilling_handler([SERVER_FULFILLMENT], "test.server"))
+        for client in setup.clients.values():
+            client.register_data_handler(fulfilling_handler([SERVER_FULFILLMENT], "test.client"))
+        setup.connect()
+        setup.settle(1)
+        return setup
+
+    def _balance(self, setup: SettlingServerSetup, client: str) -> int:
+        return result_of(setup.store.get_balance(setup.server.client_account_id(client))).balance
+
+    def test_client_payment_is_credited_once_to_that_client(self):
+        """alice's send_money reaches the server's money handler once and lowers alice's balance, not bob's."""
+        setup = self.connected_setup()
+        d = setup.clients["alice"].send_money(1000)
+        setup.settle()
+        assert result_of(d) is None
+        assert self.credited == [1000]
+        assert (self._balance(setup, "alice"), self._balance(setup, "bob")) == (-1000, 0)
+
+    def test_fulfill_from_a_client_pays_that_client_once(self):
+        """A Fulfill from bob for 300 makes the server pay bob 300, once; alice gets nothing."""
+        setup = self.connected_setup()
+        got = {name: [] for name in setup.clients}
+        for name, client in setup.clients.items():
+            client.register_money_handler(got[name].append)
+        reply = result_of(setup.pay_client("bob", 300))
+        setup.settle(1)
+        assert type(decode_response(reply)) is Fulfill
+        assert got == {**{name: [] for name in setup.clients}, "bob": [300]}
+
+    def test_replayed_client_messages_credit_nothing(self):
+        """Every sub-protocol MESSAGE alice sent the server, sent again, credits nothing more."""
+        setup = self.connected_setup()
+        alice = setup.clients["alice"]
+        sent: list = []
+        call = alice.settlement._call_peer
+        alice.settlement._call_peer = lambda entries: (sent.append(tuple(entries)), call(entries))[1]
+        for amount in (400, 100):
+            d = alice.send_money(amount)
+            setup.settle()
+            result_of(d)
+        assert self.credited == [400, 100]
+        for entries in sent:
+            call(entries).addErrback(lambda f: None)
+            setup.settle()
+        assert self.credited == [400, 100] and self._balance(setup, "alice") == -500

@@ -111,8 +111,11 @@ Differences from the reference
   (``triggeredBy`` the connector's address), not by the plugin (the account's address).
 * Failed logins are slowed down per IP address and client name; ``maxUnsentBytes``.
 
-What this plugin does not do: settle with clients, persist client balances, or forget
-registered tokens (delete the store key to release a name).
+What this plugin does not do: settle with clients, persist client balances (both are the settling
+subclass's, :class:`ilptx.settlement.server.SettlingServerPlugin`, through the per-client balance
+hooks ``_reserve_incoming`` / ``_reserve_outgoing`` / ``_settle`` / ``_outgoing_answered`` and
+:attr:`MiniAccountsPlugin.connection_owner`), or forget registered tokens (delete the store key to
+release a name).
 """
 
 from __future__ import annotations
@@ -441,7 +444,11 @@ class MiniAccountsPlugin(PluginHandlers):
 
     :ivar listening_port: the ``IListeningPort`` once :meth:`connect` fired, else ``None``.
     :ivar account_address: the account's ILP address once known, else ``None``.
+    :cvar connection_owner: the class of each connection's :class:`BtpSession` owner (called
+        with the plugin); a settling subclass gives one with ``handle_message``.
     """
+
+    connection_owner = _ClientConnection
 
     def __init__(self, options: dict, *, account_id: str, reactor, log: Optional[Logger] = None,
                  store=None) -> None:
@@ -587,21 +594,26 @@ class MiniAccountsPlugin(PluginHandlers):
         if not sessions:
             return fail(PeerUnreachableError(f"No clients connected for account {client}"))
         amount = prepare.amount
-        if amount:
-            reserved = apply_reserve_outgoing(self._balances.get(client, _ZERO), amount, self.options.client_minimum)
-            if reserved is None:
-                return fail(InsufficientLiquidityError(f"insufficient funds. account={client} amount={amount}"))
-            self._balances[client] = reserved
 
         def answered(result):
             if amount:
                 fulfill = _fulfill_of(result)
-                self._settle(client, amount, fulfill is not None and
-                             fulfillment_matches(fulfill.fulfillment, prepare.execution_condition), False)
+                return self._outgoing_answered(client, amount, fulfill is not None and fulfillment_matches(
+                    fulfill.fulfillment, prepare.execution_condition), result)
             return result
 
-        return sessions[-1].request(lambda rid: _ilp_message(bytes(data), rid)).addCallback(
-            _ilp_of).addBoth(answered)
+        def send(reserved):
+            if not reserved:
+                raise InsufficientLiquidityError(f"insufficient funds. account={client} amount={amount}")
+            return sessions[-1].request(lambda rid: _ilp_message(bytes(data), rid)).addCallback(
+                _ilp_of).addBoth(answered)
+
+        reserved = self._reserve_outgoing(client, amount) if amount else True
+        if isinstance(reserved, Deferred):
+            return reserved.addCallback(send)
+        if not reserved:
+            return fail(InsufficientLiquidityError(f"insufficient funds. account={client} amount={amount}"))
+        return send(True)
 
     def send_money(self, amount: int, idempotency_key: Optional[str] = None) -> Deferred:
         """Do nothing, as the reference (its ``sendMoney`` is empty): the account has many
@@ -682,7 +694,7 @@ class MiniAccountsPlugin(PluginHandlers):
             send=protocol.send_frame,
             close=protocol.close_connection,
             clock=self._reactor,
-            owner=_ClientConnection(self),
+            owner=self.connection_owner(self),
             log=self._log,
             account_id=self.account_id,
             response_timeout=self.options.response_timeout,
@@ -757,9 +769,37 @@ class MiniAccountsPlugin(PluginHandlers):
 
     # -- packets and money from clients ---------------------------------------------------
 
-    def _settle(self, client: str, amount: int, fulfilled: bool, incoming: bool) -> None:
-        """End a reservation of ``client`` (commit on Fulfill), by :func:`apply_settle`."""
+    # The per-client balance hooks: a settling subclass (:mod:`ilptx.settlement.server`) keeps
+    # its clients' balances in the store instead; each may then return a Deferred.
+
+    def _reserve_incoming(self, client: str, amount: int):
+        """Reserve a Prepare of ``amount`` from ``client`` against ``clientBalance.maximum``.
+        :returns: ``bool`` (or ``Deferred[bool]``): ``False`` refuses it (T04)."""
+        reserved = apply_reserve_incoming(self._balances.get(client, _ZERO), amount, self.options.client_maximum)
+        if reserved is None:
+            return False
+        self._balances[client] = reserved
+        return True
+
+    def _reserve_outgoing(self, client: str, amount: int):
+        """Reserve a Prepare of ``amount`` to ``client`` against ``clientBalance.minimum``.
+        :returns: ``bool`` (or ``Deferred[bool]``): ``False`` refuses it (T04)."""
+        reserved = apply_reserve_outgoing(self._balances.get(client, _ZERO), amount, self.options.client_minimum)
+        if reserved is None:
+            return False
+        self._balances[client] = reserved
+        return True
+
+    def _settle(self, client: str, amount: int, fulfilled: bool, incoming: bool):
+        """End a reservation of ``client`` (commit on Fulfill), by :func:`apply_settle`.
+        :returns: ``None`` (or a ``Deferred``)."""
         self._balances[client] = apply_settle(self._balances.get(client, _ZERO), amount, fulfilled, incoming)
+
+    def _outgoing_answered(self, client: str, amount: int, fulfilled: bool, result):
+        """``client`` answered our Prepare of ``amount`` with ``result`` (the ILP reply bytes,
+        or a Failure): end the reservation. :returns: ``result`` (or a Deferred of it)."""
+        self._settle(client, amount, fulfilled, False)
+        return result
 
     def _reject(self, code: str, message: str) -> bytes:
         return encode_packet(Reject(code, self.account_address or "", message, b""))
@@ -777,15 +817,19 @@ class MiniAccountsPlugin(PluginHandlers):
         if type(packet) is not Prepare or not packet.amount:
             return maybeDeferred(handler, data)
         amount = packet.amount
-        reserved = apply_reserve_incoming(self._balances.get(client, _ZERO), amount, self.options.client_maximum)
-        if reserved is None:
+        reserved = self._reserve_incoming(client, amount)
+        if isinstance(reserved, Deferred):
+            return reserved.addCallback(self._forward_incoming, client, handler, data, amount)
+        return self._forward_incoming(reserved, client, handler, data, amount)
+
+    def _forward_incoming(self, reserved: bool, client: str, handler, data: bytes, amount: int):
+        if not reserved:
             # the reference's text: peers' alert middlewares look for it
             return self._reject(ErrorCode.T04_INSUFFICIENT_LIQUIDITY, "exceeded maximum balance.")
-        self._balances[client] = reserved
 
         def answered(result):
-            self._settle(client, amount, _fulfill_of(result) is not None, True)
-            return result
+            settled = self._settle(client, amount, _fulfill_of(result) is not None, True)
+            return settled.addCallback(lambda _: result) if isinstance(settled, Deferred) else result
 
         return maybeDeferred(handler, data).addBoth(answered)
 

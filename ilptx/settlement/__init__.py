@@ -5,7 +5,10 @@ Built after ``ilp-plugin-payment-channel-framework`` 1.3.5 (its design, not its 
 format):
 
 * :mod:`ilptx.settlement.plugin`: :class:`~ilptx.settlement.plugin.SettlingPlugin` (the BTP
-  plugin + a ledger module) and :func:`~ilptx.settlement.plugin.settling_plugin_factory`;
+  plugin + a ledger module, ``role: client``) and :func:`~ilptx.settlement.plugin.settling_plugin_factory`
+  (picks the class from ``role``);
+* :mod:`ilptx.settlement.server`: :class:`~ilptx.settlement.server.SettlingServerPlugin`
+  (``role: server``: mini-accounts, one module and one settlement account per client);
 * :class:`ISettlementModule`: what a ledger module provides; :class:`ISettlementContext`: what
   the framework gives it;
 * :mod:`ilptx.settlement.engine`: :class:`SettlementAccount`, the engine-shaped core (persisted

@@ -11,10 +11,17 @@ and one line of factory::
     def ilptx_ledger_plugins():
         return {"my-ledger": my_factory}
 
-Roles: *client/peer* (this class; one account, one BTP peer, ``listener`` or ``server`` exactly as
-:mod:`ilptx.plugins.btp`). A *server* role (one account per client on mini-accounts) is the same
-engine with one :class:`~ilptx.settlement.engine.SettlementAccount` per client, keyed
-``<module>:<account>:<client>``; it is not built yet.
+Roles (the account's ``role`` option, as ``ilp-plugin-ethereum`` 3.0.0-beta.20; default
+``client``), picked by :func:`settling_plugin_factory`:
+
+* ``client`` -- :class:`SettlingPlugin` (this class): one account, one BTP peer, ``listener`` or
+  ``server`` exactly as :mod:`ilptx.plugins.btp`; the connector's ``settleThreshold`` /
+  ``settleTo`` drive :meth:`SettlingPlugin.send_money`.
+* ``server`` -- :class:`~ilptx.settlement.server.SettlingServerPlugin`: one BTP listener
+  (mini-accounts), the same engine with one module and one
+  :class:`~ilptx.settlement.engine.SettlementAccount` per client, keyed
+  ``<module>:<account>:<client>``; per-client balances in the store; each client is paid after
+  its Fulfills (the JS server's rule), not by the connector. See that module.
 
 Lifecycle of :meth:`SettlingPlugin.connect`: open the settlement state in the store → report
 unconfirmed credits (:meth:`SettlementAccount.open`) → ``module.connect(ctx)`` (registers its
@@ -56,8 +63,44 @@ __all__ = ["SettlingPlugin", "settling_plugin_factory", "DEFAULT_CHANNEL_WATCHER
 DEFAULT_CHANNEL_WATCHER_INTERVAL_MS = 60000
 
 
+class SettlementLifecycle:
+    """What both roles share: start the settlement once, the channel watcher on the injected
+    clock. Needs ``_reactor``, ``_watch_interval`` (s) and ``_watch()`` of the subclass."""
+
+    _watcher: Optional[LoopingCall] = None
+    _settlement_started = False
+
+    def _start_settlement(self, steps: Callable[[], Deferred], then: Callable[[], Deferred]) -> Deferred:
+        """Run ``steps()`` (open the state, start the module(s), connect) the first time, then
+        start the watcher; later calls only ``then()`` (the transport's connect)."""
+        if self._settlement_started:
+            return then()
+        self._settlement_started = True
+
+        def failed(failure):
+            self._settlement_started = False
+            return failure
+
+        return steps().addCallback(lambda _: self._start_watcher()).addErrback(failed)
+
+    def _stop_settlement(self) -> bool:
+        """Stop the watcher. :returns: whether the settlement had been started."""
+        if self._watcher is not None and self._watcher.running:
+            self._watcher.stop()
+        self._watcher = None
+        started, self._settlement_started = self._settlement_started, False
+        return started
+
+    def _start_watcher(self) -> None:
+        if not self._watch_interval or self._watcher is not None:
+            return
+        watcher = self._watcher = LoopingCall(self._watch)
+        watcher.clock = self._reactor
+        watcher.start(self._watch_interval, now=False)
+
+
 @implementer(ILedgerPlugin, IAdminInfoProvider)
-class SettlingPlugin(BtpPlugin):
+class SettlingPlugin(SettlementLifecycle, BtpPlugin):
     """A BTP plugin whose ``send_money`` settles on a ledger through ``module``.
 
     :param options: the account's options (BTP's, ``channelWatcherInterval``, the module's).
@@ -82,8 +125,6 @@ class SettlingPlugin(BtpPlugin):
         self.settlement = SettlementAccount(
             module, account_id=account_id, state=self._state, store=services.store, clock=services.reactor,
             log=self._log, call_peer=self._send_message, money_handler=lambda: self.money_handler)
-        self._watcher: Optional[LoopingCall] = None
-        self._settlement_started = False
         self.add_connection_listener(self._peer_changed)
 
     # -- ILedgerPlugin ----------------------------------------------------------------------------
@@ -92,31 +133,19 @@ class SettlingPlugin(BtpPlugin):
         """Open the settlement state, start the module, then connect BTP (see the module
         docstring). :returns: ``Deferred[None]``; errbacks as ``BtpPlugin.connect`` or with the
         module's or the store's failure."""
-        if self._settlement_started:
-            return BtpPlugin.connect(self)
-        self._settlement_started = True
-
         @inlineCallbacks
         def start():
             yield self._state.open()
             yield self.settlement.open()
             yield maybeDeferred(self.module.connect, self.settlement)
             yield BtpPlugin.connect(self)
-            self._start_watcher()
 
-        def failed(failure):
-            self._settlement_started = False
-            return failure
-
-        return start().addErrback(failed)
+        return self._start_settlement(start, lambda: BtpPlugin.connect(self))
 
     def disconnect(self) -> Deferred:
         """Stop the watcher and retries, ``module.disconnect()``, close BTP. :returns: ``Deferred[None]``."""
-        if self._watcher is not None and self._watcher.running:
-            self._watcher.stop()
-        self._watcher = None
+        started = self._stop_settlement()
         self.settlement.stop()
-        started, self._settlement_started = self._settlement_started, False
         d = maybeDeferred(self.module.disconnect) if started else succeed(None)
 
         def module_failed(failure):
@@ -169,13 +198,6 @@ class SettlingPlugin(BtpPlugin):
         maybeDeferred(self.module.peer_connected).addCallbacks(
             lambda _: self.settlement.flush(), failed)
 
-    def _start_watcher(self) -> None:
-        if not self._watch_interval or self._watcher is not None:
-            return
-        watcher = self._watcher = LoopingCall(self._watch)
-        watcher.clock = self._reactor
-        watcher.start(self._watch_interval, now=False)
-
     def _watch(self) -> Deferred:
         def failed(failure):
             self._log.failure("{account}: channel watcher failed", failure, account=self.account_id)
@@ -183,12 +205,28 @@ class SettlingPlugin(BtpPlugin):
         return maybeDeferred(self.module.watch).addErrback(failed)
 
 
-def settling_plugin_factory(module_factory: Callable) -> Callable:
+def settling_plugin_factory(module_factory: Callable, server_module_factory: Optional[Callable] = None) -> Callable:
     """:param module_factory: ``module_factory(options, *, account_id, services) -> ISettlementModule``.
+    :param server_module_factory: ``server_module_factory(options, *, account_id, services) ->
+        module_factory`` (optional): called once per ``role: server`` plugin, it returns the
+        factory of that plugin's per-client modules (e.g. to share one chain client among
+        them); default: ``module_factory`` itself.
     :returns: a ledger plugin factory (``factory(options, *, account_id, services) ->``
-        :class:`SettlingPlugin`) for the ``ilptx_ledger_plugins`` hook."""
+        :class:`SettlingPlugin` for ``role`` ``client`` (the default),
+        :class:`~ilptx.settlement.server.SettlingServerPlugin` for ``server``) for the
+        ``ilptx_ledger_plugins`` hook.
+    :raises ConfigError: another ``role``."""
 
-    def factory(options: dict, *, account_id: str, services: PluginServices) -> SettlingPlugin:
+    def factory(options: dict, *, account_id: str, services: PluginServices):
+        role = options.get("role", "client")
+        if role == "server":
+            from ilptx.settlement.server import SettlingServerPlugin
+
+            per_client = module_factory if server_module_factory is None else server_module_factory(
+                options, account_id=account_id, services=services)
+            return SettlingServerPlugin(options, account_id=account_id, services=services, module_factory=per_client)
+        if role != "client":
+            raise ConfigError(f"accounts.{account_id}.options.role", f"must be 'client' or 'server', got {role!r}")
         module = module_factory(options, account_id=account_id, services=services)
         return SettlingPlugin(options, account_id=account_id, services=services, module=module)
 

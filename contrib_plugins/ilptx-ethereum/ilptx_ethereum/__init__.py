@@ -2,9 +2,10 @@
 
 Wire-compatible with ``ilp-plugin-ethereum`` 3.0.0-beta.20 (machinomy ``Unidirectional``
 channels). A third party's package: it uses only ilptx's public API. The ledger plugin is
-:mod:`ilptx_ethereum.module` (``EthereumModule``, an ``ISettlementModule`` in the client/peer
-role) registered by :mod:`ilptx_ethereum.hooks` as ``ethereum`` and ``ilp-plugin-ethereum``;
-its parts, each usable and tested on its own:
+:mod:`ilptx_ethereum.module` (``EthereumModule``, an ``ISettlementModule``) registered by
+:mod:`ilptx_ethereum.hooks` as ``ethereum`` and ``ilp-plugin-ethereum``, in the client role (one
+BTP peer) or the server role (one module per client: :mod:`ilptx_ethereum.server`); its parts,
+each usable and tested on its own:
 
 * :mod:`ilptx_ethereum.claims`: the claim digest, signing and signer recovery;
 * :mod:`ilptx_ethereum.protocol`: the BTP sub-protocol messages (sans-IO);

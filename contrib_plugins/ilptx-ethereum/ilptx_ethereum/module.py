@@ -1,5 +1,7 @@
-"""The ``ethereum`` settlement module (:class:`EthereumModule`), client/peer role: one account,
-one BTP peer, wire-compatible with ``ilp-plugin-ethereum`` 3.0.0-beta.20 (``build/account.js``).
+"""The ``ethereum`` settlement module (:class:`EthereumModule`): one account and one BTP peer
+(in the server role, one client: :mod:`ilptx_ethereum.server` makes one per client with
+``account_id="<account>:<client>"``), wire-compatible with ``ilp-plugin-ethereum`` 3.0.0-beta.20
+(``build/account.js``).
 
 It plugs into :mod:`ilptx.settlement` (the framework keeps the payout queue, the idempotent
 credits and the gwei ↔ wei leftovers); this module does the Ethereum part:

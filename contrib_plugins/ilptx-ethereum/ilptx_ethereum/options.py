@@ -69,15 +69,15 @@ def _int(options: dict, name: str, default, where, minimum: int = 0):
 def parse_options(options: dict, account_id: str) -> EthereumOptions:
     """:returns: :class:`EthereumOptions` from an account's ``options``.
     :raises ConfigError: a missing or invalid option (key ``accounts.<id>.options.<name>``);
-        ``role: server`` and ``tokenAddress`` (not supported yet)."""
+        a ``role`` other than ``client``/``server``; ``tokenAddress`` (not supported yet)."""
 
     def where(name: str) -> str:
         return f"accounts.{account_id}.options.{name}"
 
     role = options.get("role", "client")
-    if role != "client":
-        raise ConfigError(where("role"), f"only 'client' (one BTP peer) is supported, got {role!r} "
-                                         "(the server role on mini-accounts is not built yet)")
+    if role not in ("client", "server"):
+        raise ConfigError(where("role"), f"must be 'client' (one BTP peer) or 'server' (mini-accounts, one "
+                                         f"account per client), got {role!r}")
     if options.get("tokenAddress") is not None:
         raise ConfigError(where("tokenAddress"), "ERC-20 channels (TokenUnidirectional) are not supported yet")
     key = options.get("ethereumPrivateKey")

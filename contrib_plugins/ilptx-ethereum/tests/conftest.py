@@ -1,6 +1,7 @@
 """Fixtures of the ilptx-ethereum tests: the npm packages of ``tests/js`` and a real EVM.
 
-``js_modules`` makes sure ``tests/js/node_modules`` is there, running ``npm ci`` from the
+``installed`` pip-installs this distribution into a directory of its own (the twistd tests put
+it on ``PYTHONPATH``). ``js_modules`` makes sure ``tests/js/node_modules`` is there, running ``npm ci`` from the
 committed lockfile once when it is not (nothing is skipped: no Node.js, or a failed
 ``npm ci``, fails the test with the reason). ``ganache`` starts ganache 7.9.2 from it on
 127.0.0.1 (a free port, deterministic wallet, chainId = networkId = 1337), deploys machinomy
@@ -16,6 +17,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -28,6 +30,7 @@ JS_DIR = Path(__file__).resolve().parent / "js"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 CHAIN_ID = 1337
 GANACHE_CLI = JS_DIR / "node_modules" / "ganache" / "dist" / "node" / "cli.js"
+PACKAGE = Path(__file__).resolve().parents[1]
 CONTRACT_JSON = JS_DIR / "node_modules" / "ilp-plugin-ethereum" / "build" / "abi" / "Unidirectional-testnet.json"
 
 
@@ -81,7 +84,7 @@ def _rpc(url: str, method: str, params: list) -> object:
 
 @dataclass
 class Ganache:
-    """A running ganache: ``url``, ``pid``, the funded ``keys`` (``0x`` hex, 1000 ETH each) and the
+    """A running ganache: ``url``, ``pid``, the funded ``keys`` (9 of them, ``0x`` hex, 1000 ETH each) and the
     deployed ``contract_address``."""
 
     url: str
@@ -113,6 +116,21 @@ class Ganache:
             block = self.rpc("eth_getBlockByHash", [block["parentHash"], True])
         raise AssertionError(f"no transaction from {address}")
 
+    def fees_since(self, address: str, block: int) -> int:
+        """Wei ``address`` paid in gas (``gasUsed × effectiveGasPrice`` of each receipt) for every
+        transaction it sent in the blocks after ``block``."""
+        fees, latest = 0, int(self.rpc("eth_blockNumber", []), 16)
+        for number in range(block + 1, latest + 1):
+            for tx in self.rpc("eth_getBlockByNumber", [hex(number), True])["transactions"]:
+                if tx["from"].lower() == address.lower():
+                    receipt = self.rpc("eth_getTransactionReceipt", [tx["hash"]])
+                    fees += int(receipt["gasUsed"], 16) * int(receipt["effectiveGasPrice"], 16)
+        return fees
+
+    def block_number(self) -> int:
+        """The latest block's number."""
+        return int(self.rpc("eth_blockNumber", []), 16)
+
 
 @pytest.fixture(scope="session")
 def ganache(js_modules: Js):
@@ -126,7 +144,7 @@ def ganache(js_modules: Js):
     log = open(os.path.join(work, "ganache.log"), "wb")
     proc = subprocess.Popen(
         [js_modules.node, str(GANACHE_CLI), "--server.host", "127.0.0.1", "--server.port", str(port),
-         "--wallet.deterministic", "--wallet.totalAccounts", "6", "--wallet.accountKeysPath", keys_path,
+         "--wallet.deterministic", "--wallet.totalAccounts", "9", "--wallet.accountKeysPath", keys_path,
          "--chain.chainId", str(CHAIN_ID), "--chain.networkId", str(CHAIN_ID)],
         stdout=log, stderr=subprocess.STDOUT, cwd=JS_DIR)
     url = f"http://127.0.0.1:{port}"
@@ -163,3 +181,16 @@ def ganache(js_modules: Js):
             proc.wait()
         log.close()
         shutil.rmtree(work, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-ethereum"
+    # built from a copy, so the build leaves nothing in the source tree
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                           str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
+    assert "ethereum = ilptx_ethereum.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
+    return target

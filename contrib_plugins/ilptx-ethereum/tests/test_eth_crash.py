@@ -30,13 +30,13 @@ GWEI = 10 ** 9
 
 
 class Child:
-    """tests/eth_crash_child.py in a process of its own (output in a file), killed by PID at the end."""
+    """tests/eth_crash_child.py (or ``script``) in a process of its own (output in a file), killed by PID at the end."""
 
-    def __init__(self, cfg: dict) -> None:
+    def __init__(self, cfg: dict, script: str = "eth_crash_child.py") -> None:
         self.log = tempfile.NamedTemporaryFile(prefix="ilptx-eth-crash-", suffix=".log", delete=False)
         env = {**os.environ, "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join([str(HERE.parent), str(ILPTX_TREE)])}
-        self.proc = subprocess.Popen([sys.executable, str(HERE / "eth_crash_child.py"), json.dumps(cfg)],
+        self.proc = subprocess.Popen([sys.executable, str(HERE / script), json.dumps(cfg)],
                                      cwd=ILPTX_TREE, env=env, stdin=subprocess.DEVNULL, stdout=self.log,
                                      stderr=subprocess.STDOUT)
 

@@ -56,7 +56,7 @@ def paid(pair, amount):
     ("outgoingChannelAmount", "0", ">= 1"),
     ("outgoingDisputePeriod", -1, ">= 1"),
     ("minIncomingDisputePeriod", "soon", ">= 0"),
-    ("role", "server", "client"),
+    ("role", "peer", "'server'"),
     ("tokenAddress", "0x" + "11" * 20, "ERC-20"),
 ])
 def test_bad_option_is_one_config_error_naming_the_key(key, value, says):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -17,7 +16,6 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 from eth_helpers import free_ports
 import treq
@@ -34,19 +32,6 @@ ILPTX_TREE = Path(__file__).resolve().parents[3]  # twistd runs from the ilptx s
 TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())"]
 GWEI = 10 ** 9
 PACKET = 1_000_000
-
-
-@pytest.fixture(scope="session")
-def installed(tmp_path_factory) -> Path:
-    """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
-    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-ethereum"
-    # built from a copy, so the build leaves nothing in the source tree
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
-    assert "ethereum = ilptx_ethereum.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
-    return target
 
 
 class Connector:

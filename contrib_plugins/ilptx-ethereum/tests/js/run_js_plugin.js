@@ -1,5 +1,6 @@
 // Runs one ilp-plugin-ethereum 3.0.0-beta.20 (role client, on ilp-plugin-btp) for the interop tests.
-// argv[2]: JSON {url, key, contractAddress, listener?: {port, secret}, server?: "btp+ws://...", opts?}.
+// argv[2]: JSON {url, key, contractAddress, listener?: {port, secret}, server?: "btp+ws://...", opts?,
+// fulfillment?: hex} (with a fulfillment, every ILP Prepare is answered with a Fulfill for it).
 // stdout: one JSON event a line: {"event":"connected"}, {"event":"money","amount":"<gwei>"},
 // {"event":"done","id":N} / {"event":"failed","id":N,"error":"..."} for each command.
 // stdin: one JSON command a line: {"id":N,"cmd":"fund","wei":"..."} (fundOutgoingChannel),
@@ -9,6 +10,7 @@ const readline = require('readline')
 const { ethers } = require('ethers')
 const BigNumber = require('bignumber.js')
 const EthereumPlugin = require('ilp-plugin-ethereum')
+const IlpPacket = require('ilp-packet')
 
 const cfg = JSON.parse(process.argv[2])
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
@@ -24,7 +26,11 @@ async function main () {
     ...(cfg.listener ? { listener: cfg.listener } : { server: cfg.server }),
     ...(cfg.opts || {})
   }, { log: quiet })
-  plugin.registerDataHandler(() => { throw new Error('no data expected') })
+  plugin.registerDataHandler(async (data) => {
+    if (!cfg.fulfillment) throw new Error('no data expected')
+    out({ event: 'prepare', amount: IlpPacket.deserializeIlpPrepare(data).amount })
+    return IlpPacket.serializeIlpFulfill({ fulfillment: Buffer.from(cfg.fulfillment, 'hex'), data: Buffer.alloc(0) })
+  })
   plugin.registerMoneyHandler(async (amount) => out({ event: 'money', amount: amount.toString() }))
   await plugin.connect()
   out({ event: 'connected' })
