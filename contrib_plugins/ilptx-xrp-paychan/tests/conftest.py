@@ -69,3 +69,19 @@ def rippled():
 def new_wallet():
     """``new_wallet(algorithm=ED25519)``: an unfunded wallet nobody else uses."""
     return make_wallet
+
+
+@pytest.fixture
+def warnings():
+    """Formatted log lines of level warn or above, while the test runs."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines: list = []
+
+    def observe(event):
+        if event.get("log_level") is not None and event["log_level"].name in ("warn", "error", "critical"):
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
