@@ -7,37 +7,23 @@ that is down at start-up is logged and retried, and settles once it is up."""
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import pytest_twisted
 import treq
 from conftest import make_wallet
 from twisted.internet import reactor
 from twisted.internet.threads import deferToThread
-from xrp_procs import ILPTX_TREE, PACKAGE, start_connector, start_double, until, free_ports
+from xrp_procs import ILPTX_TREE, free_ports, start_connector, start_double, until
 
 from ilptx_xrp_paychan.rippled import RippledClient
 
 UNITS = 10 ** 9
 FUNDS = 1000 * 10 ** 6  # drops each side holds
 PACKET = 33_333_333  # maxPacketAmount: not a multiple of 1000, so claims round up on the way
-
-
-@pytest.fixture(scope="session")
-def installed(tmp_path_factory) -> Path:
-    """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
-    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-xrp-paychan"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
-    assert "xrp-paychan = ilptx_xrp_paychan.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
-    return target
 
 
 def _config(address: str, rippled: str, wallet, btp: dict, admin: int, route: str, child: dict) -> dict:

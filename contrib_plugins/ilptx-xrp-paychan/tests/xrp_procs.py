@@ -105,3 +105,58 @@ def until(predicate, what: str, timeout: float = 60.0):
             return
         yield deferLater(reactor, 0.1, lambda: None)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+class JsPlugin:
+    """``node tests/js/run_js_plugin.js <config>``: one ilp-plugin-xrp-paychan 2.4.1; its JSON events (stdout) are
+    collected by a thread into :attr:`events`; :meth:`command` writes one command line; stderr goes to a log."""
+
+    def __init__(self, node: str, config: dict) -> None:
+        import threading
+
+        self.dir = Path(tempfile.mkdtemp(prefix="ilptx-xrp-js-"))
+        self.log = open(self.dir / "err.log", "wb")
+        self.proc = subprocess.Popen([node, str(TESTS / "js" / "run_js_plugin.js"), json.dumps(config)],
+                                     cwd=TESTS / "js", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log, env={**os.environ, "DEBUG": os.environ.get("XRP_JS_DEBUG", "")})
+        self.events: list = []
+        self._ids = 0
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            try:
+                self.events.append(json.loads(line))
+            except ValueError:
+                self.events.append({"event": "unparsed", "line": line.decode(errors="replace")})
+
+    def output(self) -> str:
+        self.log.flush()
+        return (self.dir / "err.log").read_text(errors="replace") + "\n" + json.dumps(self.events)[-4000:]
+
+    def command(self, cmd: str, **args) -> int:
+        self._ids += 1
+        self.proc.stdin.write((json.dumps({"id": self._ids, "cmd": cmd, **args}) + "\n").encode())
+        self.proc.stdin.flush()
+        return self._ids
+
+    def answer(self, command_id: int):
+        """The ``done``/``failed`` event of ``command_id``, or ``None`` yet."""
+        for event in self.events:
+            if event.get("id") == command_id and event["event"] in ("done", "failed"):
+                return event
+        return None
+
+    def has(self, name: str) -> bool:
+        return any(e["event"] == name for e in self.events)
+
+    def money(self) -> list:
+        """The amounts (``int``) the plugin's money handler got, in order."""
+        return [int(e["amount"]) for e in self.events if e["event"] == "money"]
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.log.close()
