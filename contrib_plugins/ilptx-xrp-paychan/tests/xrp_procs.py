@@ -63,9 +63,16 @@ class Child:
                 time.sleep(0.05)
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
+        """Send ``sig`` and wait for the exit. :raises AssertionError: still running after 60 s (killed, with
+        its output)."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
-            self.proc.wait(60)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError(f"{self.proc.args[-1]:.80} did not stop within 60 s:\n{self.output()}") from None
         return self.proc.returncode
 
     def close(self) -> None:
