@@ -38,6 +38,10 @@ and ``incoming-channel`` (JSON ``{"channelId", "base"}``; ``base``: the lifetime
 earlier channels), ``sent-claim`` (the total of the last claim the peer acknowledged);
 ``xrp-paychan:incoming-channel:<id>`` = the account an incoming channel is linked to.
 
+A channel of ours that the peer closed (or that is closing) is replaced by a new one when the next
+claim is signed; its ``base`` is the lifetime total signed so far, the peer links it through
+``ripple_channel_id`` (claiming what the old one owed first).
+
 kill -9: the framework keeps payouts and credits (see :mod:`ilptx.settlement.engine`); a
 channel created but not yet stored is found again with ``account_channels`` (our key, the
 peer) on the next start instead of creating a second one.
@@ -292,11 +296,16 @@ class XrpPaychanModule:
     def _create_claim(self, total: int):
         if not self.ready:
             yield self._setup_lock.run(self._setup)
+        node = yield self.ledger.channel(self.outgoing["channelId"])
+        if node is None or "Expiration" in node or "CancelAfter" in node:
+            self._log("warn", "our channel {channel} to the peer is {state}; creating a new one (claims on it start "
+                      "after the {base} units signed so far)", channel=self.outgoing["channelId"],
+                      state="closed" if node is None else "closing", base=(yield self.ctx.best_outgoing_claim()).value)
+            self.outgoing, self.ready = None, False
+            yield self._setup_lock.run(self._setup)
+            node = self.outgoing_node
         amount = total - self.outgoing["base"]
         drops = units_to_drops(amount, self.options.currency_scale)
-        node = yield self.ledger.channel(self.outgoing["channelId"])
-        if node is None:
-            raise ChannelNotReadyError(f"our channel {self.outgoing['channelId']} is no longer on the ledger")
         self.outgoing_node = node
         if drops > _drops(node, "Amount"):
             yield self._fund(max(_drops(node, "Amount"), drops - _drops(node, "Amount")))

@@ -258,6 +258,32 @@ def test_watcher_claims_when_the_peer_starts_closing_its_channel():
     assert channel_of(pair.plugin, pair).balance == 7000
 
 
+def test_a_channel_the_peer_closed_is_replaced_and_nothing_is_lost(warnings):
+    """The payee closes the payer's channel on the ledger (tfClose by the destination: it goes at once, paying the
+    best claim); the payer's next payout creates a new channel and the payee links it: every unit credited once."""
+    pair = make_pair()
+    connect(pair)
+    credited = credits_of(pair.peer)
+    paid(pair, 2_500_000)
+    old = pair.plugin.module.outgoing["channelId"]
+    record = json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)
+    from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
+
+    b = pair.wallets[1]
+    close = PaymentChannelClaim(account=b.classic_address, channel=old, balance="2500", amount="2500",
+                                signature=record["signature"].upper(), public_key=pair.plugin.module.key.public_key,
+                                flags=PaymentChannelClaimFlag.TF_CLOSE)
+    result_of(pair.shared.client().submit_transaction(b, close))
+    assert pair.shared.ledger.channel(old, True) is None
+    paid(pair, 1_000_001)
+    new = pair.plugin.module.outgoing["channelId"]
+    assert new != old and pair.peer.module.incoming["channelId"] == new
+    assert [line for line in warnings if "is closed; creating a new one" in line]
+    assert credited == [2_500_000, 1_000_001]
+    assert result_of(pair.peer.settlement.best_incoming_claim()).value == 3_500_001
+    assert json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)["amount"] == "1000001"
+
+
 def test_currency_scale_mismatch_blocks_the_account(warnings):
     """A peer at another currencyScale: info says so, the account is blocked with an error naming both scales and
     its claims are refused."""
