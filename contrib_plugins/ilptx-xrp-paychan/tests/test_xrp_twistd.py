@@ -164,3 +164,19 @@ def test_ledger_down_at_start_is_logged_retried_and_settles_once_up(installed, t
         if double is not None:
             double.stop()
             double.close()
+
+
+def test_bad_option_stops_twistd_with_one_line_naming_the_key(installed, tmp_path):
+    """A secret that is not an XRP seed: twistd exits 2 with one 'config error' line naming the key, no traceback,
+    the secret not echoed."""
+    pair = _Pair(installed, free_ports(1)[0], tmp_path)
+    pair.configs[0]["accounts"]["peer"]["options"]["secret"] = "sNotASeedAtAllXYZ"
+    connector = pair.start(0)
+    try:
+        status = connector.proc.wait(60)
+        out = connector.output()
+        assert status == 2, out
+        assert "accounts.peer.options.secret: required: the XRP secret (seed, s...) of the account" in out, out
+        assert "Traceback" not in out and "sNotASeedAtAllXYZ" not in out, out
+    finally:
+        pair.close()
