@@ -69,7 +69,7 @@ from ilptx_xrp_paychan import protocol
 from ilptx_xrp_paychan.claims import (
     ChannelKey, channel_key, compute_channel_id, drops_to_units, sign_claim, units_to_drops, verify_claim,
 )
-from ilptx_xrp_paychan.options import MIN_SETTLE_DELAY, parse_options
+from ilptx_xrp_paychan.options import DEFAULT_CURRENCY_SCALE, MIN_SETTLE_DELAY, parse_options
 
 __all__ = ["XrpPaychanModule", "XrpPaychanPlugin", "xrp_paychan_plugin", "SETUP_RETRY_DELAYS"]
 
@@ -119,6 +119,7 @@ class XrpPaychanModule:
         self.incoming_node: Optional[dict] = None
         self.blocked: Optional[str] = None
         self.ready = False
+        self._scale_checked = False
         self._setup_lock = DeferredLock()
         self._fund_lock = DeferredLock()
         self._incoming_lock = DeferredLock()
@@ -217,10 +218,37 @@ class XrpPaychanModule:
             raise ChannelNotReadyError(f"our channel {self.outgoing['channelId']} is not on the ledger "
                                        "(closed, or not validated yet)")
         self.outgoing_node = node
+        if not self._scale_checked:
+            yield self._check_peer_scale()
+            self._scale_checked = True
         self.ready = True
         theirs = yield self._exchange_channel_ids()
         if theirs:
             yield self._set_incoming(theirs)
+
+    @inlineCallbacks
+    def _check_peer_scale(self):
+        """``info``: the peer's currencyScale must be ours (JS ``_getPeerInfo``; a peer that does not
+        answer ``info`` passes only at scale 6, as in JS). A mismatch blocks the account for good:
+        nothing is paid or credited (JS throws "Fatal! Currency scale mismatch").
+        :raises ClaimRejectedError: a mismatch."""
+        if self.blocked:
+            raise ClaimRejectedError(self.blocked)
+        try:
+            entries = yield self._call(protocol.info_request())
+        except Exception as exc:  # the peer refused it or failed to answer (JS: any error of the call)
+            if self.options.currency_scale != DEFAULT_CURRENCY_SCALE or isinstance(exc, PeerUnreachableError):
+                raise
+            self._log("warn", "the peer does not answer info ({error}); its scale is taken to be 6 like ours",
+                      error=str(exc))
+            return
+        info = protocol.find(entries, protocol.INFO)
+        scale = self._decode(protocol.decode_info, info) if info is not None else None
+        if scale != self.options.currency_scale:
+            self.blocked = (f"currency scale mismatch: ours is {self.options.currency_scale}, the peer's is "
+                            f"{scale}; the account is blocked (fatal in ilp-plugin-xrp-paychan)")
+            self._log("error", "{why}", why=self.blocked)
+            raise ClaimRejectedError(self.blocked)
 
     @inlineCallbacks
     def _link_peer(self, address: str):
@@ -294,6 +322,8 @@ class XrpPaychanModule:
 
     @inlineCallbacks
     def _create_claim(self, total: int):
+        if self.blocked:
+            raise ClaimRejectedError(f"not paying: {self.blocked}")
         if not self.ready:
             yield self._setup_lock.run(self._setup)
         node = yield self.ledger.channel(self.outgoing["channelId"])
@@ -417,14 +447,7 @@ class XrpPaychanModule:
             problem = f"it is linked to account {linked}"
         if problem is not None:
             raise ClaimRejectedError(f"the peer's channel {channel_id} is refused: {problem}")
-        entries = yield self._call(protocol.info_request())
-        info = protocol.find(entries, protocol.INFO)
-        scale = self._decode(protocol.decode_info, info) if info is not None else None
-        if scale != self.options.currency_scale:
-            self.blocked = (f"currency scale mismatch: ours is {self.options.currency_scale}, the peer's is "
-                            f"{scale}; the account is blocked (fatal in ilp-plugin-xrp-paychan)")
-            self._log("error", "{why}", why=self.blocked)
-            raise ClaimRejectedError(self.blocked)
+        yield self._check_peer_scale()
         if self.incoming is not None:  # a new channel: claim what the old one owes us first
             try:
                 yield self.claim_incoming(reason="the peer changed channels", worthwhile_only=False)

@@ -285,12 +285,13 @@ def test_a_channel_the_peer_closed_is_replaced_and_nothing_is_lost(warnings):
 
 
 def test_currency_scale_mismatch_blocks_the_account(warnings):
-    """A peer at another currencyScale: info says so, the account is blocked with an error naming both scales and
-    its claims are refused."""
+    """A peer at another currencyScale: info says so, both accounts are blocked with an error naming both scales:
+    nothing is paid, claims are refused."""
     pair = make_pair(payer_extra={"currencyScale": 6})
     connect(pair)
     pair.settle(10)
     assert pair.peer.module.blocked and "scale mismatch" in pair.peer.module.blocked
+    assert pair.plugin.module.blocked and "ours is 6, the peer's is 9" in pair.plugin.module.blocked
     assert [line for line in warnings if "ours is 9, the peer's is 6" in line]
     credited = credits_of(pair.peer)
     d = pair.plugin.send_money(10)
