@@ -211,13 +211,7 @@ class XrpPaychanModule:
             if entry is None:
                 raise ValueError("the peer answered xrp_address without an xrp_address entry")
             yield self._link_peer(protocol.decode_text(entry, "xrp_address").strip())
-        if self.outgoing is None:
-            yield self._create_outgoing()
-        node = yield self.ledger.channel(self.outgoing["channelId"])
-        if node is None:
-            raise ChannelNotReadyError(f"our channel {self.outgoing['channelId']} is not on the ledger "
-                                       "(closed, or not validated yet)")
-        self.outgoing_node = node
+        yield self._ensure_outgoing()
         if not self._scale_checked:
             yield self._check_peer_scale()
             self._scale_checked = True
@@ -264,6 +258,28 @@ class XrpPaychanModule:
             self.key = channel_key(self.options.secret, address)
             yield self.ctx.store.put(self.ctx.key("peer-address"), address)
             self._log("info", "linked to the peer's XRP address {peer}", peer=address)
+
+    @inlineCallbacks
+    def _ensure_outgoing(self):
+        """Our channel as the validated ledger shows it: the stored one while it is open; a new one
+        (:meth:`_create_outgoing`) when there is none, or it was closed or is closing (also found at
+        start-up: a stored channel that no longer exists is replaced, not fatal).
+        :returns: ``Deferred[dict]``, the PayChannel node."""
+        if self.outgoing is not None:
+            node = yield self.ledger.channel(self.outgoing["channelId"])
+            if node is not None and "Expiration" not in node and "CancelAfter" not in node:
+                self.outgoing_node = node
+                return node
+            self._log("warn", "our channel {channel} to the peer is {state}; creating a new one (claims on it start "
+                      "after the {base} units signed so far)", channel=self.outgoing["channelId"],
+                      state="closed" if node is None else "closing", base=(yield self.ctx.best_outgoing_claim()).value)
+            self.outgoing = None
+        yield self._create_outgoing()
+        node = yield self.ledger.channel(self.outgoing["channelId"])
+        if node is None:
+            raise ChannelNotReadyError(f"our new channel {self.outgoing['channelId']} is not on the validated ledger")
+        self.outgoing_node = node
+        return node
 
     @inlineCallbacks
     def _create_outgoing(self):
@@ -326,17 +342,12 @@ class XrpPaychanModule:
             raise ClaimRejectedError(f"not paying: {self.blocked}")
         if not self.ready:
             yield self._setup_lock.run(self._setup)
-        node = yield self.ledger.channel(self.outgoing["channelId"])
-        if node is None or "Expiration" in node or "CancelAfter" in node:
-            self._log("warn", "our channel {channel} to the peer is {state}; creating a new one (claims on it start "
-                      "after the {base} units signed so far)", channel=self.outgoing["channelId"],
-                      state="closed" if node is None else "closing", base=(yield self.ctx.best_outgoing_claim()).value)
-            self.outgoing, self.ready = None, False
-            yield self._setup_lock.run(self._setup)
-            node = self.outgoing_node
+        channel = self.outgoing["channelId"]
+        node = yield self._ensure_outgoing()
+        if self.outgoing["channelId"] != channel:  # replaced: the peer links the new one
+            yield self._exchange_channel_ids()
         amount = total - self.outgoing["base"]
         drops = units_to_drops(amount, self.options.currency_scale)
-        self.outgoing_node = node
         if drops > _drops(node, "Amount"):
             yield self._fund(max(_drops(node, "Amount"), drops - _drops(node, "Amount")))
         elif drops > Decimal(_drops(node, "Amount")) * self.options.fund_threshold and not self._funding:

@@ -284,6 +284,43 @@ def test_a_channel_the_peer_closed_is_replaced_and_nothing_is_lost(warnings):
     assert json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)["amount"] == "1000001"
 
 
+def test_a_stored_channel_gone_at_start_up_is_replaced(warnings):
+    """The payer's channel is closed while it is down (the payee claims it with tfClose); at its restart the stored
+    channel no longer exists: a warning, a new channel, the next payout credited once (no start-up failure)."""
+    from ilptx.stores.memory import MemoryStore
+    from ilptx.testing import SETTLING_LISTENER
+    from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
+
+    store = MemoryStore()
+    pair = make_pair(store=store)
+    connect(pair)
+    credited = credits_of(pair.peer)
+    paid(pair, 3000)
+    old = pair.plugin.module.outgoing["channelId"]
+    d = pair.plugin.disconnect()
+    pair.settle()
+    result_of(d)
+    b = pair.wallets[1]
+    record = json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)
+    close = PaymentChannelClaim(account=b.classic_address, channel=old, balance="3", amount="3",
+                                signature=record["signature"].upper(), public_key=pair.plugin.module.key.public_key,
+                                flags=PaymentChannelClaimFlag.TF_CLOSE)
+    result_of(pair.shared.client().submit_transaction(b, close))
+    again = factory_on(pair.shared)({**SETTLING_LISTENER, **module_options(pair.wallets[0])},
+                                    account_id=pair.plugin.account_id,
+                                    services=plugin_services(pair.network.reactor, account_id=pair.plugin.account_id,
+                                                             store=store))
+    started = again.connect()
+    pair.settle(5)
+    result_of(started)
+    d = again.send_money(4000)
+    pair.settle(5)
+    result_of(d)
+    assert again.module.outgoing["channelId"] != old and pair.peer.module.incoming["channelId"] != old
+    assert credited == [3000, 4000]
+    assert [line for line in warnings if f"our channel {old} to the peer is closed" in line]
+
+
 def test_currency_scale_mismatch_blocks_the_account(warnings):
     """A peer at another currencyScale: info says so, both accounts are blocked with an error naming both scales:
     nothing is paid, claims are refused."""
