@@ -13,7 +13,12 @@ from test_xrp_plugin_contract import XRP, factory_on, funded_pair, module_option
 from xrp_fake_ledger import SharedLedger
 
 from ilptx.errors import ConfigError
-from ilptx.testing import FakeNetwork, failure_of, linked_settling_plugins, plugin_services, result_of
+from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
+
+from ilptx.stores.memory import MemoryStore
+from ilptx.testing import (
+    SETTLING_LISTENER, FakeNetwork, failure_of, linked_settling_plugins, plugin_services, result_of,
+)
 
 from ilptx_xrp_paychan import hooks, protocol
 from ilptx_xrp_paychan.claims import channel_key, sign_claim, units_to_drops, verify_claim
@@ -52,6 +57,29 @@ def credits_of(plugin) -> list:
     credited: list = []
     plugin.register_money_handler(credited.append)
     return credited
+
+
+def payee_closes(pair, channel: str, drops: int) -> None:
+    """The payee submits its best claim on ``channel`` for ``drops`` with tfClose (the destination: it goes at once)."""
+    record = json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)
+    b = pair.wallets[1]
+    close = PaymentChannelClaim(account=b.classic_address, channel=channel, balance=str(drops), amount=str(drops),
+                                signature=record["signature"].upper(), public_key=pair.plugin.module.key.public_key,
+                                flags=PaymentChannelClaimFlag.TF_CLOSE)
+    result_of(pair.shared.client().submit_transaction(b, close))
+    assert pair.shared.ledger.channel(channel, True) is None
+
+
+def restarted_payer(pair, store):
+    """A new payer plugin on ``store`` (the old one disconnected: a restart), connected."""
+    again = factory_on(pair.shared)({**SETTLING_LISTENER, **module_options(pair.wallets[0])},
+                                    account_id=pair.plugin.account_id,
+                                    services=plugin_services(pair.network.reactor, account_id=pair.plugin.account_id,
+                                                             store=store))
+    started = again.connect()
+    pair.settle(5)
+    result_of(started)
+    return again
 
 
 def channel_of(plugin, pair):
@@ -248,8 +276,6 @@ def test_watcher_claims_when_the_peer_starts_closing_its_channel():
     connect(pair)
     credits_of(pair.peer)
     paid(pair, 7_000_000)
-    from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
-
     close = PaymentChannelClaim(account=pair.wallets[0].classic_address, channel=pair.plugin.module.outgoing["channelId"],
                                 flags=PaymentChannelClaimFlag.TF_CLOSE)
     result_of(pair.shared.client().submit_transaction(pair.wallets[0], close))
@@ -266,15 +292,7 @@ def test_a_channel_the_peer_closed_is_replaced_and_nothing_is_lost(warnings):
     credited = credits_of(pair.peer)
     paid(pair, 2_500_000)
     old = pair.plugin.module.outgoing["channelId"]
-    record = json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)
-    from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
-
-    b = pair.wallets[1]
-    close = PaymentChannelClaim(account=b.classic_address, channel=old, balance="2500", amount="2500",
-                                signature=record["signature"].upper(), public_key=pair.plugin.module.key.public_key,
-                                flags=PaymentChannelClaimFlag.TF_CLOSE)
-    result_of(pair.shared.client().submit_transaction(b, close))
-    assert pair.shared.ledger.channel(old, True) is None
+    payee_closes(pair, old, 2500)
     paid(pair, 1_000_001)
     new = pair.plugin.module.outgoing["channelId"]
     assert new != old and pair.peer.module.incoming["channelId"] == new
@@ -287,10 +305,6 @@ def test_a_channel_the_peer_closed_is_replaced_and_nothing_is_lost(warnings):
 def test_a_stored_channel_gone_at_start_up_is_replaced(warnings):
     """The payer's channel is closed while it is down (the payee claims it with tfClose); at its restart the stored
     channel no longer exists: a warning, a new channel, the next payout credited once (no start-up failure)."""
-    from ilptx.stores.memory import MemoryStore
-    from ilptx.testing import SETTLING_LISTENER
-    from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFlag
-
     store = MemoryStore()
     pair = make_pair(store=store)
     connect(pair)
@@ -300,19 +314,8 @@ def test_a_stored_channel_gone_at_start_up_is_replaced(warnings):
     d = pair.plugin.disconnect()
     pair.settle()
     result_of(d)
-    b = pair.wallets[1]
-    record = json.loads(result_of(pair.peer.settlement.best_incoming_claim()).data)
-    close = PaymentChannelClaim(account=b.classic_address, channel=old, balance="3", amount="3",
-                                signature=record["signature"].upper(), public_key=pair.plugin.module.key.public_key,
-                                flags=PaymentChannelClaimFlag.TF_CLOSE)
-    result_of(pair.shared.client().submit_transaction(b, close))
-    again = factory_on(pair.shared)({**SETTLING_LISTENER, **module_options(pair.wallets[0])},
-                                    account_id=pair.plugin.account_id,
-                                    services=plugin_services(pair.network.reactor, account_id=pair.plugin.account_id,
-                                                             store=store))
-    started = again.connect()
-    pair.settle(5)
-    result_of(started)
+    payee_closes(pair, old, 3)
+    again = restarted_payer(pair, store)
     d = again.send_money(4000)
     pair.settle(5)
     result_of(d)
@@ -362,9 +365,6 @@ def test_ledger_down_at_start_is_logged_retried_and_pays_once_up(warnings):
 def test_restart_after_create_before_store_adopts_the_channel():
     """A channel created on the ledger but not stored (kill -9 in between) is found with account_channels on the
     next start: no second channel."""
-    from ilptx.stores.memory import MemoryStore
-    from ilptx.testing import SETTLING_LISTENER
-
     store = MemoryStore()
     pair = make_pair(store=store)
     connect(pair)
@@ -373,14 +373,8 @@ def test_restart_after_create_before_store_adopts_the_channel():
     pair.settle()
     result_of(d)
     result_of(store.delete(pair.plugin.settlement.key("outgoing-channel")))  # as if killed before the save
-    again = factory_on(pair.shared)({**SETTLING_LISTENER, **module_options(pair.wallets[0])},
-                                    account_id=pair.plugin.account_id,
-                                    services=plugin_services(pair.network.reactor, account_id=pair.plugin.account_id,
-                                                             store=store))
     credited = credits_of(pair.peer)
-    started = again.connect()
-    pair.settle(5)
-    result_of(started)
+    again = restarted_payer(pair, store)
     d = again.send_money(77)
     pair.settle(5)
     result_of(d)
