@@ -1,6 +1,6 @@
 """kill -9 of an xrp-paychan plugin's process (SQLite store, the rippled double as its own process, real BTP
-WebSockets) between receiving a claim and crediting it, and between signing a claim and recording it: after the
-restart nothing is credited twice, nothing is lost, one channel is created, and the on-ledger claim moves exactly
+WebSockets) between receiving a claim and crediting it, between signing a claim and recording it, and after the peer
+acknowledged a claim before the payout is confirmed: after the restart nothing is credited twice, nothing is lost, one channel is created, and the on-ledger claim moves exactly
 the claimed drops."""
 
 from __future__ import annotations
@@ -114,6 +114,39 @@ def test_payee_killed_before_recording_a_credit_is_credited_once_after_restart(t
         for child in children:
             child.close()
         yield payer.disconnect()
+        yield ledger.close()
+
+
+@pytest_twisted.inlineCallbacks
+def test_payer_killed_after_the_claim_was_acknowledged_is_not_credited_twice(tmp_path):
+    """kill -9 of the payer once the payee acknowledged its claim, before the payout is confirmed: the restart sends
+    the recorded claim again, the payee acknowledges it crediting nothing more, and the payout is confirmed."""
+    payer_wallet, payee_wallet = make_wallet(), make_wallet()
+    ledger = _Ledger(payer_wallet, payee_wallet)
+    port, = free_ports()
+    payee = _listener(ledger.url, payee_wallet, port)
+    credited: list = []
+    payee.register_money_handler(credited.append)
+    children = []
+    cfg = {"role": "payer", "path": str(tmp_path / "payer.sqlite"), "port": port, "secret": payer_wallet.seed,
+           "url": ledger.url, "kill_at": "after-ack", "pay": [AMOUNT, "k1"]}
+    try:
+        yield payee.connect()
+        first = _child(cfg)
+        children.append(first)
+        yield _wait_for(first, "KILLED after the peer acknowledged the claim")
+        first.proc.wait(10)
+        assert credited == [AMOUNT]
+        second = _child(dict(cfg, kill_at=""))
+        children.append(second)
+        yield _wait_for(second, "PAID")
+        yield deferLater(reactor, 0.5, lambda: None)
+        assert credited == [AMOUNT], second.output()
+        assert (yield payee.get_admin_info())["settlement"]["credited"] == str(AMOUNT)
+    finally:
+        for child in children:
+            child.close()
+        yield payee.disconnect()
         yield ledger.close()
 
 

@@ -47,6 +47,10 @@ def main():
         settlement.credits.prepare = lambda *args, **kwargs: die("before recording the credit")
     if cfg["kill_at"] == "after-sign":
         settlement.outgoing_claim.set_if_max = lambda *args: die("after signing, before recording the claim")
+    if cfg["kill_at"] == "after-ack":
+        send = plugin.send_transfer
+        plugin.send_transfer = lambda *args: send(*args).addCallback(
+            lambda _: die("after the peer acknowledged the claim, before confirming the payout"))
     reactor.addSystemEventTrigger("before", "shutdown", lambda: plugin.disconnect().addBoth(lambda _: store.close()))
     yield plugin.connect()
     print("CONNECTED", flush=True)
