@@ -1,7 +1,7 @@
 """kill -9 of an xrp-paychan plugin's process (SQLite store, the rippled double as its own process, real BTP
 WebSockets) between receiving a claim and crediting it, between signing a claim and recording it, and after the peer
-acknowledged a claim before the payout is confirmed: after the restart nothing is credited twice, nothing is lost, one channel is created, and the on-ledger claim moves exactly
-the claimed drops."""
+acknowledged a claim before the payout is confirmed: after the restart nothing is credited twice, nothing is lost,
+one channel is created, and the on-ledger claim moves exactly the claimed drops."""
 
 from __future__ import annotations
 
