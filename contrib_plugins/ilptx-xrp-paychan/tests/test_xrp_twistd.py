@@ -104,11 +104,13 @@ def test_two_twistd_connectors_settle_a_stream_payment_and_claim_exactly_on_sigt
         assert done.returncode == 0, done.stderr + a.output() + b.output()
         assert json.loads(done.stdout.strip().splitlines()[-1])["delivered"] == str(UNITS)
 
-        def settled():
-            return _get(pair.admin_b, "/accounts/peer").addCallback(
-                lambda r: r["info"]["settlement"]["credited"] == str(UNITS))
+        @pytest_twisted.inlineCallbacks
+        def settled():  # b credited by claims; a's payouts confirmed (a claim may cover payouts queued after it)
+            b_side = (yield _get(pair.admin_b, "/accounts/peer"))["info"]["settlement"]
+            a_side = (yield _get(pair.admin_a, "/accounts/peer"))["info"]["settlement"]
+            return b_side["credited"] == a_side["paid"] == str(UNITS) and not a_side["queuedPayouts"]
 
-        yield until(settled, "b to be credited 10^9 units", 120)
+        yield until(settled, "b to be credited and a's payouts confirmed, 10^9 units", 120)
         info_a = (yield _get(pair.admin_a, "/accounts/peer"))["info"]
         info_b = (yield _get(pair.admin_b, "/accounts/peer"))["info"]
         assert info_a["settlement"]["paid"] == str(UNITS) and not info_a["settlement"]["queuedPayouts"]
