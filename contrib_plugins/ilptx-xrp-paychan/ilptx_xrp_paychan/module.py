@@ -418,8 +418,11 @@ class XrpPaychanModule:
         theirs = self._decode(protocol.decode_channel_id, entry)
         if theirs:
             yield self._set_incoming(theirs)
-        ours = self.outgoing["channelId"] if self.outgoing is not None and self.ready else ""
-        return [protocol.text_entry(protocol.RIPPLE_CHANNEL_ID, ours)]
+        if self.outgoing is None or self.outgoing_node is None:
+            # not "": the JS plugin would take "" for a channel id and fail the packet it is handling; an error it
+            # logs and goes on (as its own answer before its channel is ready)
+            raise ClaimRejectedError("our payment channel to the peer is not set up yet")
+        return [protocol.text_entry(protocol.RIPPLE_CHANNEL_ID, self.outgoing["channelId"])]
 
     @staticmethod
     def _decode(decoder: Callable, *args):
