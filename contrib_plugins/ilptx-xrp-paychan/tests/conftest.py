@@ -9,7 +9,11 @@ sharing the double never share an account.
 from __future__ import annotations
 
 import itertools
+import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -69,3 +73,65 @@ def rippled():
 def new_wallet():
     """``new_wallet(algorithm=ED25519)``: an unfunded wallet nobody else uses."""
     return make_wallet
+
+
+@pytest.fixture
+def warnings():
+    """Formatted log lines of level warn or above, while the test runs."""
+    from twisted.logger import formatEvent, globalLogPublisher
+
+    lines: list = []
+
+    def observe(event):
+        if event.get("log_level") is not None and event["log_level"].name in ("warn", "error", "critical"):
+            lines.append(formatEvent(event))
+
+    globalLogPublisher.addObserver(observe)
+    yield lines
+    globalLogPublisher.removeObserver(observe)
+
+
+JS_DIR = Path(__file__).resolve().parent / "js"
+
+
+@dataclass(frozen=True)
+class Js:
+    """``node``: the Node.js binary; ``modules``: ``tests/js/node_modules``."""
+
+    node: str
+    modules: Path
+
+
+@pytest.fixture(scope="session")
+def js_modules() -> Js:
+    """Node.js and ``tests/js/node_modules``, installed with ``npm ci`` from the lockfile if missing (no Node.js or a
+    failed ``npm ci`` fails the test with the reason; nothing is skipped)."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.fail("node is not on PATH: the interop tests need Node.js and npm (apt-get install nodejs npm)")
+    if not (JS_DIR / "node_modules" / ".package-lock.json").exists():
+        npm = shutil.which("npm")
+        if npm is None:
+            pytest.fail("npm is not on PATH: needed to install tests/js (apt-get install npm)")
+        done = subprocess.run([npm, "ci", "--no-audit", "--no-fund", "--loglevel=error"], cwd=JS_DIR,
+                              capture_output=True, text=True, timeout=600)
+        if done.returncode != 0:
+            pytest.fail(f"npm ci in {JS_DIR} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
+    for package in ("ilp-plugin-xrp-paychan", "ilp-protocol-stream", "xrpl"):
+        if not (JS_DIR / "node_modules" / package / "package.json").exists():
+            pytest.fail(f"{package} is missing from {JS_DIR}/node_modules: run npm ci there")
+    return Js(node, JS_DIR / "node_modules")
+
+
+@pytest.fixture(scope="session")
+def installed(tmp_path_factory) -> Path:
+    """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
+    from xrp_procs import PACKAGE
+
+    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-xrp-paychan"
+    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
+    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
+                           str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
+    assert "xrp-paychan = ilptx_xrp_paychan.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
+    return target

@@ -1,0 +1,17 @@
+"""The ``ilptx`` entry point of this distribution: ledger plugins ``xrp-paychan`` and
+``ilp-plugin-xrp-paychan`` (the JS package's name, so a config written for ilp-connector reads
+the same), both :class:`~ilptx_xrp_paychan.module.XrpPaychanPlugin`."""
+
+from __future__ import annotations
+
+from ilptx.plugins.hookspecs import hookimpl
+
+from ilptx_xrp_paychan.module import xrp_paychan_plugin
+
+__all__ = ["ilptx_ledger_plugins"]
+
+
+@hookimpl
+def ilptx_ledger_plugins():
+    """:returns: ``{"xrp-paychan": factory, "ilp-plugin-xrp-paychan": factory}``."""
+    return {"xrp-paychan": xrp_paychan_plugin, "ilp-plugin-xrp-paychan": xrp_paychan_plugin}

@@ -1,0 +1,107 @@
+// Runs one ilp-plugin-xrp-paychan 2.4.1 for the interop tests, with ilp-protocol-stream 2.7.1 over it.
+// argv[2]: JSON {xrpServer, secret, currencyScale, listener?: {port, secret}, server?: "btp+ws://...", opts?,
+//                spspPort?: N (serve SPSP for a STREAM server on the plugin)}.
+// stdout: one JSON event a line: {"event":"connected"}, {"event":"spsp","port":N}, {"event":"money","amount":"<units>"},
+// {"event":"received","total":"<units>"} (STREAM server), {"event":"done","id":N,...} / {"event":"failed","id":N,"error"}.
+// stdin: one JSON command a line: {"id":N,"cmd":"sendMoney","amount":"..."},
+// {"id":N,"cmd":"stream","spsp":"http://...","chunks":["...",...]} (a STREAM payment of the chunks in turn, sendMoney
+// of each chunk once it has been delivered), {"id":N,"cmd":"info"} (the plugin's channels), {"id":N,"cmd":"quit"}.
+'use strict'
+const http = require('http')
+const readline = require('readline')
+const PluginXrpPaychan = require('ilp-plugin-xrp-paychan')
+const StoreMemory = require('ilp-store-memory')
+const { createServer, createConnection } = require('ilp-protocol-stream')
+const { DataAndMoneyStream } = require('ilp-protocol-stream/dist/src/stream')
+
+// ilp-protocol-stream 2.7.1 assigns `this.closed` on its Duplex; Node >= 18 made Readable#closed a getter, so every
+// new stream throws. Same fix as tests/interop/stream-shim.js of ilptx: an own accessor that shadows the getter.
+if (!Object.prototype.hasOwnProperty.call(DataAndMoneyStream.prototype, 'closed')) {
+  const CLOSED = Symbol('closed')
+  Object.defineProperty(DataAndMoneyStream.prototype, 'closed', {
+    configurable: true, get () { return this[CLOSED] === true }, set (value) { this[CLOSED] = Boolean(value) }
+  })
+}
+
+const cfg = JSON.parse(process.argv[2])
+const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
+const say = (level) => (...a) => console.error(level, ...a.map(x => typeof x === 'string' ? x : JSON.stringify(x)))
+const log = { debug () {}, trace () {}, info: say('info'), warn: say('warn'), error: say('error') }
+
+function getJson (url) {
+  return new Promise((resolve, reject) => {
+    http.get(url, { headers: { accept: 'application/spsp4+json' } }, (res) => {
+      let body = ''
+      res.on('data', (c) => { body += c })
+      res.on('end', () => { try { resolve(JSON.parse(body)) } catch (e) { reject(e) } })
+    }).on('error', reject)
+  })
+}
+
+async function main () {
+  const plugin = new PluginXrpPaychan({
+    xrpServer: cfg.xrpServer,
+    secret: cfg.secret,
+    currencyScale: cfg.currencyScale,
+    ...(cfg.listener ? { listener: cfg.listener } : { server: cfg.server }),
+    ...(cfg.opts || {}),
+    _store: new StoreMemory() // what ilp-connector passes: the plugin keeps its channels and claims there
+  }, { log })
+  plugin.registerMoneyHandler(async (amount) => out({ event: 'money', amount: amount.toString() }))
+  await plugin.connect()
+  out({ event: 'connected' })
+  if (cfg.spspPort) {
+    const server = await createServer({ plugin })
+    let total = 0n
+    server.on('connection', (connection) => {
+      connection.on('stream', (stream) => {
+        stream.setReceiveMax('100000000000000')
+        stream.on('money', (amount) => {
+          total += BigInt(amount)
+          out({ event: 'received', total: total.toString() })
+        })
+      })
+    })
+    http.createServer((req, res) => {
+      const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+      res.setHeader('Content-Type', 'application/spsp4+json')
+      res.end(JSON.stringify({ destination_account: destinationAccount, shared_secret: sharedSecret.toString('base64') }))
+    }).listen(cfg.spspPort, '127.0.0.1', () => out({ event: 'spsp', port: cfg.spspPort }))
+  }
+  const commands = readline.createInterface({ input: process.stdin })
+  for await (const line of commands) {
+    const c = JSON.parse(line)
+    try {
+      if (c.cmd === 'sendMoney') {
+        await plugin.sendMoney(c.amount)
+      } else if (c.cmd === 'stream') {
+        const spsp = await getJson(c.spsp)
+        const connection = await createConnection({
+          plugin, destinationAccount: spsp.destination_account, sharedSecret: Buffer.from(spsp.shared_secret, 'base64')
+        })
+        const stream = connection.createStream()
+        let sent = 0n
+        for (const chunk of c.chunks) {
+          sent += BigInt(chunk)
+          await stream.sendTotal(sent.toString(), { timeout: 60000 })
+          await plugin.sendMoney(chunk)
+          out({ event: 'chunk', sent: sent.toString() })
+        }
+        await connection.end()
+      } else if (c.cmd === 'info') {
+        out({ event: 'done', id: c.id, outgoing: plugin._outgoingChannel, incoming: plugin._incomingChannel,
+              incomingClaim: plugin._incomingClaim, outgoingClaim: plugin._outgoingClaim, address: plugin._address })
+        continue
+      } else if (c.cmd === 'quit') {
+        await plugin.disconnect()
+        out({ event: 'done', id: c.id })
+        process.exit(0)
+      }
+      out({ event: 'done', id: c.id })
+    } catch (err) {
+      out({ event: 'failed', id: c.id, error: String((err && err.stack) || err) })
+    }
+  }
+}
+
+main().catch((err) => { console.error(err); out({ event: 'crashed', error: String((err && err.stack) || err) }); process.exit(1) })
