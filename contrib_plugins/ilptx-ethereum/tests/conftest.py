@@ -17,7 +17,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -25,6 +24,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from ilptx.testing_procs import install_distribution
 
 JS_DIR = Path(__file__).resolve().parent / "js"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -186,11 +187,4 @@ def ganache(js_modules: Js):
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
     """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
-    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-ethereum"
-    # built from a copy, so the build leaves nothing in the source tree
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
-    assert "ethereum = ilptx_ethereum.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
-    return target
+    return install_distribution(PACKAGE, tmp_path_factory.mktemp("site"), entry_point="ethereum = ilptx_ethereum.hooks")

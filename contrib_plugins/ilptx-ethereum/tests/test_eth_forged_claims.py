@@ -8,9 +8,10 @@ import os
 import pytest
 import pytest_twisted
 from twisted.internet import reactor
-from twisted.logger import Logger, formatEvent, globalLogPublisher
+from twisted.logger import Logger
 
 from ilptx.plugins.base import PluginServices
+from ilptx.testing_procs import LogLines
 from ilptx.stores.memory import MemoryStore
 
 from ilptx_ethereum import module as eth_module
@@ -34,15 +35,8 @@ def _plugin(ganache, key: str, btp: dict, account_id: str):
 @pytest.fixture
 def warnings():
     """Formatted log lines of level warn or above, while the test runs."""
-    lines: list = []
-
-    def observe(event):
-        if event.get("log_level") is not None and event["log_level"].name in ("warn", "error", "critical"):
-            lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
+    with LogLines() as lines:
+        yield lines
 
 
 @pytest_twisted.inlineCallbacks

@@ -5,14 +5,7 @@ payee's SIGTERM claims its incoming channel on chain for exactly the claimed wei
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 import signal
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -26,53 +19,15 @@ from twisted.internet.task import deferLater
 from ilptx.codec.ilp import Fulfill, Prepare, decode_response, encode_packet
 from ilptx.plugins.btp import BtpPlugin
 from ilptx.testing import fulfilling_handler
+from ilptx.testing_procs import start_connector
 
-PACKAGE = Path(__file__).resolve().parents[1]
-ILPTX_TREE = Path(__file__).resolve().parents[3]  # twistd runs from the ilptx source tree (its dropin, ilptx)
-TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())"]
 GWEI = 10 ** 9
 PACKET = 1_000_000
 
 
-class Connector:
-    """One ``twistd -n ilpconnector --config <json>`` child, output in a log file, stopped by PID."""
-
-    def __init__(self, config: dict, site: Path) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="ilptx-ethereum-twistd-"))
-        (self.dir / "connector.json").write_text(json.dumps(config))
-        self.log = open(self.dir / "out.log", "wb")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-        self.proc = subprocess.Popen(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config",
-                                               str(self.dir / "connector.json")], cwd=ILPTX_TREE, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
-
-    def output(self) -> str:
-        self.log.flush()
-        return (self.dir / "out.log").read_text(errors="replace")
-
-    def wait_for_ports(self, *ports: int, timeout: float = 30.0) -> None:
-        deadline = time.monotonic() + timeout
-        for port in ports:
-            while True:
-                assert self.proc.poll() is None, f"twistd exited with {self.proc.returncode}:\n{self.output()}"
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert time.monotonic() < deadline, f"port {port} did not open:\n{self.output()}"
-                time.sleep(0.05)
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
-        return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+def Connector(config: dict, site: Path):
+    """One ``twistd -n ilpconnector --config <json>`` child with ``site`` (this distribution) on its path."""
+    return start_connector(config, site=site)
 
 
 def _config(address: str, ganache, key: str, btp: dict, child: str, child_port: int, admin: int, route: str):

@@ -35,10 +35,7 @@ def regtest_dir() -> Path:
     return Path(os.environ.get("ILPTX_REGTEST_DIR") or Path.home() / ".cache" / "ilptx-regtest")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ilptx.testing_procs import free_port  # noqa: E402,F401  (the tests import it from here)
 
 
 def _json_rpc(url: str, auth: str, method: str, params, timeout: float = 120):

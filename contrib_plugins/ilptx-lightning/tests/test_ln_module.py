@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import pytest
 from ln_fake_node import FakeLightning, make_invoice
-from twisted.logger import formatEvent, globalLogPublisher
 
 from ilptx.errors import ConfigError
 from ilptx.plugins.base import PluginServices
 from ilptx.settlement.plugin import settling_plugin_factory
 from ilptx.stores.memory import MemoryStore
+from ilptx.testing_procs import LogLines
 from ilptx.testing import (
     SETTLING_DIALLER, SETTLING_LISTENER, FakeNetwork, SettlingModuleContract, failure_of, linked_settling_plugins,
     plugin_services, result_of,
@@ -102,15 +102,8 @@ class Pair:
 @pytest.fixture
 def warnings():
     """Formatted log lines of level warn or above, while the test runs."""
-    lines: list = []
-
-    def observe(event):
-        if event.get("log_level") is not None and event["log_level"].name in ("warn", "error", "critical"):
-            lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
+    with LogLines() as lines:
+        yield lines
 
 
 def test_peering_links_both_node_ids_and_fills_the_pools():

@@ -9,7 +9,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,12 @@ import pytest
 
 from ln_regtest import free_port
 
+from ilptx.testing_procs import TWISTD, install_distribution, start_connector
+
 pytestmark = pytest.mark.slow
 
 PACKAGE = Path(__file__).resolve().parents[1]
 ILPTX_TREE = Path(__file__).resolve().parents[3]  # twistd runs from the ilptx source tree (its dropin, ilptx)
-TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())"]
 ILPTX = [sys.executable, "-m", "ilptx"]
 THRESHOLD = 2000  # sat
 
@@ -33,13 +33,7 @@ THRESHOLD = 2000  # sat
 @pytest.fixture(scope="session")
 def installed(tmp_path_factory) -> Path:
     """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
-    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-lightning"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
-    assert "lightning = ilptx_lightning.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
-    return target
+    return install_distribution(PACKAGE, tmp_path_factory.mktemp("site"), entry_point="lightning = ilptx_lightning.hooks")
 
 
 class Connector:
@@ -62,33 +56,22 @@ class Connector:
                 "shop": {"relation": "child", "plugin": "stream-receiver", "assetCode": "BTC", "assetScale": 8,
                          "options": {"spsp": {"host": "127.0.0.1", "port": self.spsp}}}},
             "routes": [{"targetPrefix": route, "peerId": "peer"}]}
-        (self.dir / "connector.json").write_text(json.dumps(self.config))
-        self.log = open(self.dir / "out.log", "ab")
-        self.proc = None
+        self.runs: list = []  # one Process per start; the output of all of them, in order
         self.start()
 
+    @property
+    def proc(self):
+        return self.runs[-1].proc
+
     def start(self) -> None:
-        env = {**os.environ, "PYTHONUNBUFFERED": "1",
-               "PYTHONPATH": os.pathsep.join([str(self.site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
-        self.proc = subprocess.Popen(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config",
-                                               str(self.dir / "connector.json")], cwd=ILPTX_TREE, env=env,
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+        self.runs.append(start_connector(self.config, site=self.site, directory=self.dir))
         self.wait_for_ports(self.admin, self.payer, self.spsp)
 
     def output(self) -> str:
-        self.log.flush()
-        return (self.dir / "out.log").read_text(errors="replace")
+        return "".join(run.full_output() for run in self.runs)
 
     def wait_for_ports(self, *ports: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        for port in ports:
-            while True:
-                assert self.proc.poll() is None, f"twistd exited with {self.proc.returncode}:\n{self.output()}"
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert time.monotonic() < deadline, f"port {port} did not open:\n{self.output()}"
-                time.sleep(0.05)
+        self.runs[-1].wait_for_ports(*ports, timeout=timeout)
 
     def get(self, path: str) -> dict:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.admin}{path}", timeout=10) as response:
@@ -110,13 +93,11 @@ class Connector:
         assert summary["ok"] is True and summary["delivered"] == str(sats), summary
 
     def kill(self, sig=signal.SIGTERM) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.kill(self.proc.pid, sig)
-            self.proc.wait(30)
+        self.runs[-1].stop(sig, timeout=30)
 
     def close(self) -> None:
-        self.kill(signal.SIGKILL)
-        self.log.close()
+        for run in self.runs:
+            run.close()
 
 
 def _outgoing(node, since: set) -> list:
