@@ -251,6 +251,32 @@ class SettlementAccount:
         self.flush()
         return waiter
 
+    def settle_now(self) -> Optional[Deferred]:
+        """The peer answered one of our Prepares with ``T04`` (it will not extend us more credit):
+        settle what we can at once instead of waiting for the retry schedule, as
+        ``ilp-plugin-lightning`` 1.0.0-beta.25 / ``ilp-plugin-ethereum`` 3.0.0-beta.20 do "to
+        resolve stalemates": flush the queued payouts (:meth:`flush`), and for a claim module
+        send our best outgoing claim again (a claim the peer lost, e.g. over a reconnect; the
+        same bytes, so it cannot pay twice). Errors are logged at info (the next T04 or retry
+        tries again). :returns: ``None``."""
+        if self._stopped:
+            return None
+        self.flush()
+        if self.module.kind != CLAIM:
+            return None
+
+        def resend(best):
+            if best.data is None:
+                return None
+            return maybeDeferred(self.module.send_claim, best.data)
+
+        def failed(failure):
+            self.log.info("account {account}: sending the last claim again failed: {error}",
+                          account=self.account_id, error=failure.getErrorMessage())
+
+        self.outgoing_claim.get_max().addCallback(resend).addErrback(failed)
+        return None
+
     def flush(self) -> None:
         """Pay every queued payout now (one flush at a time; one more after it if called meanwhile)."""
         if self._stopped:

@@ -51,6 +51,8 @@ from twisted.internet.task import LoopingCall
 from zope.interface import implementer
 
 from ilptx.codec.btp import Message
+from ilptx.codec.ilp import TYPE_REJECT, Reject, decode_response
+from ilptx.codec.oer import DecodeError
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import IAdminInfoProvider, ILedgerPlugin
 from ilptx.plugins.base import PluginServices
@@ -58,7 +60,7 @@ from ilptx.plugins.btp import BtpPlugin, ms_option
 from ilptx.settlement.engine import SettlementAccount
 from ilptx.settlement.interfaces import ISettlementModule
 
-__all__ = ["SettlingPlugin", "settling_plugin_factory", "DEFAULT_CHANNEL_WATCHER_INTERVAL_MS"]
+__all__ = ["SettlingPlugin", "settling_plugin_factory", "is_t04_reject", "DEFAULT_CHANNEL_WATCHER_INTERVAL_MS"]
 
 DEFAULT_CHANNEL_WATCHER_INTERVAL_MS = 60000
 
@@ -159,6 +161,17 @@ class SettlingPlugin(SettlementLifecycle, BtpPlugin):
         the same key is paid once. Errbacks: the attempt's failure (still queued, retried)."""
         return self.settlement.send_money(amount, idempotency_key)
 
+    def send_data(self, data: bytes) -> Deferred:
+        """As :meth:`BtpPlugin.send_data`; a ``T04`` Reject from the peer (it extends us no more
+        credit) also starts :meth:`SettlementAccount.settle_now` (flush the payouts, re-send the
+        best claim), as the JS settling plugins settle on T04. The answer is passed on as it is."""
+        return BtpPlugin.send_data(self, data).addCallback(self._answered)
+
+    def _answered(self, result):
+        if is_t04_reject(result):
+            self.settlement.settle_now()
+        return result
+
     def get_admin_info(self) -> Deferred:
         """:returns: ``Deferred[dict]``: ``{"settlement": <SettlementAccount.admin_info>,
         "<module name>": <module.admin_info()>}``."""
@@ -203,6 +216,19 @@ class SettlingPlugin(SettlementLifecycle, BtpPlugin):
             self._log.failure("{account}: channel watcher failed", failure, account=self.account_id)
 
         return maybeDeferred(self.module.watch).addErrback(failed)
+
+
+def is_t04_reject(packet) -> bool:
+    """:returns: whether ``packet`` (the ``bytes`` of an ILP answer) is a Reject with code ``T04``
+    (Insufficient Liquidity, RFC 27 §3.3). Anything else, malformed bytes included, is ``False``.
+    Only a Reject (type 14) is decoded."""
+    if not isinstance(packet, (bytes, bytearray)) or not packet or packet[0] != TYPE_REJECT:
+        return False
+    try:
+        reply = decode_response(bytes(packet))
+    except DecodeError:
+        return False
+    return type(reply) is Reject and reply.code == "T04"
 
 
 def settling_plugin_factory(module_factory: Callable, server_module_factory: Optional[Callable] = None) -> Callable:

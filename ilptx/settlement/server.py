@@ -71,7 +71,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from twisted.internet.defer import (
     Deferred, DeferredLock, fail, gatherResults, inlineCallbacks, maybeDeferred, succeed,
@@ -80,17 +80,15 @@ from twisted.python.failure import Failure
 from zope.interface import implementer
 
 from ilptx.codec.btp import Message
-from ilptx.codec.ilp import Reject, decode_response
-from ilptx.codec.oer import DecodeError
 from ilptx.core.balances import parse_limit
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import IAccountAddressAware, IAdminInfoProvider, ILedgerPlugin
 from ilptx.plugins.base import PluginServices
 from ilptx.plugins.btp import ms_option
 from ilptx.plugins.mini_accounts import MiniAccountsPlugin, _ClientConnection
-from ilptx.settlement.engine import CLAIM, SettlementAccount
+from ilptx.settlement.engine import SettlementAccount
 from ilptx.settlement.interfaces import ISettlementModule
-from ilptx.settlement.plugin import DEFAULT_CHANNEL_WATCHER_INTERVAL_MS, SettlementLifecycle
+from ilptx.settlement.plugin import DEFAULT_CHANNEL_WATCHER_INTERVAL_MS, SettlementLifecycle, is_t04_reject
 
 __all__ = ["SettlingServerPlugin", "ClientAccount", "DEFAULT_CLIENT_MAXIMUM"]
 
@@ -317,7 +315,7 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
         d = self._settle(client, amount, fulfilled, False)
         if fulfilled:
             d.addCallback(lambda _: self._queue_owed_to(client))
-        elif _is_t04(result):
+        elif is_t04_reject(result):
             d.addCallback(lambda _: self._resend_claim(client))
 
         def failed(failure):
@@ -350,22 +348,10 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
 
         account.settlement.send_money(owed, key).addErrback(failed)
 
-    def _resend_claim(self, client: str) -> Optional[Deferred]:
+    def _resend_claim(self, client: str) -> None:
         account = self.accounts.get(client)
-        if account is None or account.module.kind != CLAIM:
-            return None
-
-        def resend(best):
-            if best.data is None:
-                return None
-            return maybeDeferred(account.module.send_claim, best.data)
-
-        def failed(failure):
-            self._log.info("{account}: sending the last claim again to client {client!r} failed: {error}",
-                           account=self.account_id, client=client, error=failure.getErrorMessage())
-
-        account.settlement.best_outgoing_claim().addCallback(resend).addErrback(failed)
-        return None
+        if account is not None:
+            account.settlement.settle_now()
 
     # -- watcher ----------------------------------------------------------------------------------
 
@@ -404,13 +390,3 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
                 "settlement": settlement, getattr(account.module, "name", "module"): module,
             }
         return {"role": "server", "clients": clients}
-
-
-def _is_t04(result) -> bool:
-    if not isinstance(result, (bytes, bytearray)):
-        return False
-    try:
-        reply = decode_response(bytes(result))
-    except DecodeError:
-        return False
-    return type(reply) is Reject and reply.code == "T04"

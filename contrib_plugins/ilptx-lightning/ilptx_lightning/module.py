@@ -33,7 +33,8 @@ ILP amounts are **satoshis** (as the JS plugin's), ledger units **msat**.
 
 The JS plugin also keeps a payable balance of its own and settles it to zero after each Fulfill
 and on T04; here the connector's balance is the only one (``settleThreshold: "-1"``,
-``settleTo: "0"`` call ``send_money`` after each Fulfill) and the framework retries a queued payout.
+``settleTo: "0"`` call ``send_money`` after each Fulfill) and the framework retries a queued payout,
+at once on a T04 from the peer (``SettlementAccount.settle_now``).
 
 Store keys (``ctx.key``, ``lightning:<account>:…``): ``peer-node-id``; ``issued`` (JSON ``{hash:
 {"bolt11", "amountMsat", "expiresAt", "pool", "replaced"}}``); ``payment:<payment_id>`` (JSON

@@ -12,9 +12,11 @@ from twisted.internet.defer import Deferred, maybeDeferred
 from twisted.logger import Logger
 
 from ilptx.codec.btp import CONTENT_JSON
+from ilptx.codec.ilp import Reject, decode_response, encode_packet
 from ilptx.settlement.plugin import settling_plugin_factory
 from ilptx.testing import (
     SETTLING_DIALLER, SETTLING_LISTENER, FakeLedger, failure_of, linked_settling_plugins, plugin_services, result_of,
+    server_prepare,
 )
 
 SEED_A, SEED_B, SEED_EVE = "11" * 32, "22" * 32, "33" * 32
@@ -282,6 +284,56 @@ def test_failing_payout_stays_queued_and_is_retried_on_the_clock():
     module.create_claim = real
     world.net.settle(1)
     assert world.credited["peer"] == [250]
+
+
+def _answer_with(world, code: str):
+    """The payee answers every Prepare with a Reject of ``code``; the payer sends one. :returns: the answer."""
+    world.payee.deregister_data_handler()
+    world.payee.register_data_handler(lambda data: encode_packet(Reject(code, "test.peer", "no", b"")))
+    d = world.payer.send_data(server_prepare("test.peer.x", 10))
+    world.net.settle()
+    return decode_response(result_of(d))
+
+
+def test_t04_from_the_peer_sends_the_best_claim_again_and_credits_nothing_twice():
+    """A T04 Reject of our Prepare re-sends our best claim (the same bytes); the payee acknowledges it, credits nothing
+    more; the Reject itself reaches the connector unchanged. Any other Reject sends nothing."""
+    world = World()
+    result_of(world.pay(1000))
+    sent = []
+    real = world.payer.module.send_claim
+    world.payer.module.send_claim = lambda claim: (sent.append(claim), real(claim))[1]
+    assert _answer_with(world, "T02").code == "T02" and sent == []
+    answer = _answer_with(world, "T04")
+    assert type(answer) is Reject and answer.code == "T04"
+    best = result_of(world.payer.settlement.best_outgoing_claim())
+    assert sent == [best.data]
+    assert world.credited["peer"] == [1000]
+
+
+def test_t04_from_the_peer_pays_a_queued_payout_without_waiting_for_the_retry():
+    """A payout that failed stays queued; a T04 from the peer pays it at once (no clock advance), once."""
+    world = World()
+    module = world.payer.module
+    real = module.create_claim
+    module.create_claim = lambda total: (_ for _ in ()).throw(RuntimeError("ledger down"))
+    failure_of(world.pay(250, "k"))
+    module.create_claim = real
+    _answer_with(world, "T04")
+    assert world.credited["peer"] == [250]
+    world.net.settle(120)  # the retry timer finds nothing left to pay
+    assert world.credited["peer"] == [250]
+
+
+def test_is_t04_reject_reads_only_rejects():
+    """is_t04_reject: True for a T04 Reject only; a T02 Reject, a Fulfill, b"" and garbage are False."""
+    from ilptx.codec.ilp import Fulfill
+    from ilptx.settlement.plugin import is_t04_reject
+
+    assert is_t04_reject(encode_packet(Reject("T04", "test.x", "", b"")))
+    assert not is_t04_reject(encode_packet(Reject("T02", "test.x", "", b"")))
+    assert not is_t04_reject(encode_packet(Fulfill(b"\x00" * 32, b"")))
+    assert not is_t04_reject(b"") and not is_t04_reject(b"\x0e\xff")
 
 
 def test_send_money_after_disconnect_errbacks_t01_and_stays_queued():
