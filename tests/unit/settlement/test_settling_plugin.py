@@ -273,15 +273,20 @@ def test_incoming_leftover_below_one_account_unit_is_carried():
     assert world.credited["peer"] == [1, 1, 1, 1]
 
 
-def test_failing_payout_stays_queued_and_is_retried_on_the_clock():
-    """A claim that cannot be signed (ledger refuses the deposit) errbacks, stays queued, and is paid on a retry."""
-    world = World()
+def _queue_a_failed_payout(world) -> None:
+    """A payout of 250 (key "k") whose claim cannot be signed once (the ledger is down): it errbacks, stays queued."""
     module = world.payer.module
     real = module.create_claim
     module.create_claim = lambda total: (_ for _ in ()).throw(RuntimeError("ledger down"))
     failure_of(world.pay(250, "k"))
-    assert world.credited["peer"] == []
     module.create_claim = real
+
+
+def test_failing_payout_stays_queued_and_is_retried_on_the_clock():
+    """A claim that cannot be signed (ledger refuses the deposit) errbacks, stays queued, and is paid on a retry."""
+    world = World()
+    _queue_a_failed_payout(world)
+    assert world.credited["peer"] == []
     world.net.settle(1)
     assert world.credited["peer"] == [250]
 
@@ -314,11 +319,7 @@ def test_t04_from_the_peer_sends_the_best_claim_again_and_credits_nothing_twice(
 def test_t04_from_the_peer_pays_a_queued_payout_without_waiting_for_the_retry():
     """A payout that failed stays queued; a T04 from the peer pays it at once (no clock advance), once."""
     world = World()
-    module = world.payer.module
-    real = module.create_claim
-    module.create_claim = lambda total: (_ for _ in ()).throw(RuntimeError("ledger down"))
-    failure_of(world.pay(250, "k"))
-    module.create_claim = real
+    _queue_a_failed_payout(world)
     _answer_with(world, "T04")
     assert world.credited["peer"] == [250]
     world.net.settle(120)  # the retry timer finds nothing left to pay
