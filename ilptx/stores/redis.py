@@ -499,8 +499,8 @@ class RedisStore:
                            "committed changes are as durable as that server makes them",
                            host=self.host, port=self.port, error=e)
             return
-        settings = dict(zip(appendonly[::2], appendonly[1::2], strict=True))
-        settings.update(zip(appendfsync[::2], appendfsync[1::2], strict=True))
+        settings = dict(zip(appendonly[::2], appendonly[1::2]))
+        settings.update(zip(appendfsync[::2], appendfsync[1::2]))
         if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
             self._log.warn("redis store: {host}:{port} runs with appendonly={appendonly} "
                            "appendfsync={appendfsync}; a crash of the Redis host can lose changes "
