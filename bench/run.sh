@@ -9,7 +9,7 @@
 # ONLY (both|reference|ilptx), STORE (unset: bench/connector.yml as it is, no
 # balance middleware; memory|sqlite|redis: ilptx with that store and a balance
 # on both accounts, so every packet reserves and settles twice in it; redis
-# starts its own redis-server, appendonly yes + appendfsync always, on CPU 1
+# starts its own redis-server, appendonly yes + appendfsync REDIS_FSYNC (always), on CPU 1
 # with the load generator), PYTHON (interpreter with ilptx and Twisted;
 # default: $VIRTUAL_ENV/bin/python, else .venv/bin/python, else
 # /work/venv/bin/python, else python3). Runs `npm ci` in bench/ if
@@ -212,7 +212,7 @@ if [[ -n "${STORE:-}" && ( "$ONLY" == both || "$ONLY" == ilptx ) ]]; then
       REDIS_PORT=37790
       mkdir -p "$OUT/redis"
       "${LOADGEN_CPU[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
-        --appendonly yes --appendfsync always --dir "$OUT/redis" >"$OUT/redis.log" 2>&1 &
+        --appendonly yes --appendfsync "${REDIS_FSYNC:-always}" --dir "$OUT/redis" >"$OUT/redis.log" 2>&1 &
       REDIS_PID=$!
       for _ in $(seq 100); do port_open "$REDIS_PORT" && break; sleep 0.1; done
       STORE_LINES+=$'\n'"storePath: redis://127.0.0.1:$REDIS_PORT/0" ;;
