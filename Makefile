@@ -2,6 +2,7 @@
 #   make run    install into .venv and run the connector on the embedded default config
 #   make test   install (Python test extra + the npm packages of the interop tests) and run every test
 #   make lint   ruff and mypy (CI runs it before the tests)
+#   make test-pypy   the unit tests on PyPy (Debian's pypy3, Python 3.9) in .venv-pypy
 # CONFIG=path/to/connector.yml make run   runs on another config file.
 
 PYTHON ?= python3
@@ -11,7 +12,7 @@ PY      = $(VENV)/bin/python
 # and tested in its own pytest run (its own rootdir and config: test module names may repeat).
 CONTRIB = $(wildcard contrib_plugins/*/)
 
-.PHONY: run test lint install install-test npm bench clean
+.PHONY: run test test-pypy lint install install-test npm bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +37,19 @@ test: install-test npm
 	$(PY) -m pytest
 	for d in $(CONTRIB); do $(PY) -m pytest -c "$${d}pyproject.toml" --rootdir "$$d" "$${d}tests" || exit 1; done
 
+# PyPy is a supported interpreter (issue 12): its own venv, the core with the test extra, the unit
+# tests only (the integration, interop and contrib suites run on CPython).
+PYPY      ?= pypy3
+PYPY_VENV ?= .venv-pypy
+
+$(PYPY_VENV)/bin/python:
+	$(PYPY) -m venv $(PYPY_VENV)
+	$(PYPY_VENV)/bin/python -m pip install --quiet --upgrade pip
+
+test-pypy: $(PYPY_VENV)/bin/python
+	$(PYPY_VENV)/bin/python -m pip install --quiet '.[test]'
+	$(PYPY_VENV)/bin/python -m pytest -p no:cacheprovider tests/unit
+
 # ruff (pyflakes, pycodestyle, bugbear) over the tree; mypy on ilptx/codec, ilptx/core, ilptx/interfaces.py
 lint: install-test
 	$(VENV)/bin/ruff check .
@@ -45,4 +59,4 @@ bench: install npm
 	bash bench/run.sh
 
 clean:
-	rm -rf $(VENV) build *.egg-info twisted/plugins/dropin.cache
+	rm -rf $(VENV) $(PYPY_VENV) build *.egg-info twisted/plugins/dropin.cache

@@ -6,7 +6,11 @@
 #   ONLY=ilptx bench/run.sh         # or ONLY=reference
 #
 # Knobs (environment): PACKETS (10000), CONCURRENCY (50), WARMUP (500),
-# ONLY (both|reference|ilptx), PYTHON (interpreter with ilptx and Twisted;
+# ONLY (both|reference|ilptx), STORE (unset: bench/connector.yml as it is, no
+# balance middleware; memory|sqlite|redis: ilptx with that store and a balance
+# on both accounts, so every packet reserves and settles twice in it; redis
+# starts its own redis-server, appendonly yes + appendfsync REDIS_FSYNC (always), on CPU 1
+# with the load generator), PYTHON (interpreter with ilptx and Twisted;
 # default: $VIRTUAL_ENV/bin/python, else .venv/bin/python, else
 # /work/venv/bin/python, else python3). Runs `npm ci` in bench/ if
 # bench/node_modules is missing.
@@ -62,10 +66,15 @@ RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
 
 CONNECTOR_PID=""
+REDIS_PID=""
 cleanup() {
   if [[ -n "$CONNECTOR_PID" ]] && kill -0 "$CONNECTOR_PID" 2>/dev/null; then
     kill -TERM "$CONNECTOR_PID" 2>/dev/null || true
     wait "$CONNECTOR_PID" 2>/dev/null || true
+  fi
+  if [[ -n "$REDIS_PID" ]]; then
+    kill -TERM "$REDIS_PID" 2>/dev/null || true
+    wait "$REDIS_PID" 2>/dev/null || true
   fi
 }
 trap cleanup EXIT
@@ -133,6 +142,8 @@ bench_one() {  # bench_one LABEL ALICE_PORT BOB_PORT LOG COMMAND...
   echo "== $label: $WARMUP warm-up + $PACKETS packets, $CONCURRENCY in flight" >&2
   local output status=0 cpu_before cpu_after
   cpu_before=$(cpu_ticks "$CONNECTOR_PID")
+  local redis_before=0 redis_after=0
+  [[ -n "$REDIS_PID" ]] && redis_before=$(cpu_ticks "$REDIS_PID")
   output="$("${LOADGEN_CPU[@]}" node "$HERE/loadgen.js" \
       --label "$label" \
       --sender "btp+ws://:alice_secret@127.0.0.1:$alice" \
@@ -140,6 +151,7 @@ bench_one() {  # bench_one LABEL ALICE_PORT BOB_PORT LOG COMMAND...
       --destination "$ILP_ADDRESS.bob.x" \
       --packets "$PACKETS" --concurrency "$CONCURRENCY" --warmup "$WARMUP")" || status=$?
   cpu_after=$(cpu_ticks "$CONNECTOR_PID")
+  [[ -n "$REDIS_PID" ]] && redis_after=$(cpu_ticks "$REDIS_PID")
   stop_connector "$label"
   # Connector CPU time (user+system) over warm-up + measured packets, in µs per packet:
   # far less sensitive to other load on the machine than packets/s.
@@ -148,7 +160,12 @@ bench_one() {  # bench_one LABEL ALICE_PORT BOB_PORT LOG COMMAND...
     'BEGIN { printf "%.1f", (b - a) * 1e6 / hz / n }')
   if [[ -n "$output" ]]; then
     head -n 1 <<<"$output" | sed "s/}\$/,\"connectorCpuUsPerPacket\":$cpu_us}/" >>"$RESULTS"
-    SUMMARIES+=("$(tail -n 1 <<<"$output"), connector CPU $cpu_us µs/packet")
+    local redis_note=""
+    if [[ -n "$REDIS_PID" ]]; then  # redis-server's own CPU over the same packets
+      redis_note=$(awk -v a="$redis_before" -v b="$redis_after" -v hz="$(getconf CLK_TCK)" -v n=$((PACKETS + WARMUP)) \
+        'BEGIN { printf ", redis-server CPU %.1f µs/packet", (b - a) * 1e6 / hz / n }')
+    fi
+    SUMMARIES+=("$(tail -n 1 <<<"$output"), connector CPU $cpu_us µs/packet$redis_note")
   fi
   if (( status != 0 )); then
     echo "bench/run.sh: load generator failed against $label (exit $status); connector log: $log" >&2
@@ -183,11 +200,34 @@ EOF
       node "$HERE/node_modules/ilp-connector/dist/index.js"
 fi
 
+ILPTX_CONFIG="$HERE/connector.yml"
+if [[ -n "${STORE:-}" && ( "$ONLY" == both || "$ONLY" == ilptx ) ]]; then
+  # bench/connector.yml plus the store and a balance (limits far from reach) on both accounts
+  ILPTX_CONFIG="$OUT/connector-$STORE.yml"
+  STORE_LINES="store: $STORE"
+  case "$STORE" in
+    memory) ;;
+    sqlite) STORE_LINES+=$'\n'"storePath: $OUT/ilptx.sqlite" ;;
+    redis)
+      REDIS_PORT=37790
+      mkdir -p "$OUT/redis"
+      "${LOADGEN_CPU[@]}" redis-server --port "$REDIS_PORT" --bind 127.0.0.1 --save '' \
+        --appendonly yes --appendfsync "${REDIS_FSYNC:-always}" --dir "$OUT/redis" >"$OUT/redis.log" 2>&1 &
+      REDIS_PID=$!
+      for _ in $(seq 100); do port_open "$REDIS_PORT" && break; sleep 0.1; done
+      STORE_LINES+=$'\n'"storePath: redis://127.0.0.1:$REDIS_PORT/0" ;;
+    *) echo "bench/run.sh: STORE must be memory, sqlite or redis" >&2; exit 2 ;;
+  esac
+  { echo "$STORE_LINES"
+    sed 's/^    rateLimit: .*/&\n    balance: {minimum: "-1000000000000000", maximum: "1000000000000000"}/' "$HERE/connector.yml"
+  } >"$ILPTX_CONFIG"
+fi
+
 if [[ "$ONLY" == both || "$ONLY" == ilptx ]]; then
   # twistd, not `python -m twisted` (that is `twist`, which has no -n/--pidfile).
-  bench_one ilptx "$ILPTX_ALICE_PORT" "$ILPTX_BOB_PORT" "$OUT/ilptx.log" \
+  bench_one "ilptx${STORE:+ store=$STORE}" "$ILPTX_ALICE_PORT" "$ILPTX_BOB_PORT" "$OUT/ilptx.log" \
     env -C "$ROOT" "$PYTHON" -c 'import sys; from twisted.scripts.twistd import run; sys.exit(run())' \
-      -n --pidfile= ilpconnector --config "$HERE/connector.yml"
+      -n --pidfile= ilpconnector --config "$ILPTX_CONFIG"
 fi
 
 echo

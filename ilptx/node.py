@@ -348,7 +348,7 @@ class Connector(OrderedMultiService):
             self.inheritance.stop()
         results = yield DeferredList(
             [maybeDeferred(account.plugin.disconnect) for account in self.accounts], consumeErrors=True)
-        for account, (ok, result) in zip(self.accounts, results, strict=True):
+        for account, (ok, result) in zip(self.accounts, results):  # one result per account
             if not ok:
                 self.log.failure("account {account}: plugin failed to disconnect", result, account=account.id)
 

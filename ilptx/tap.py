@@ -198,7 +198,8 @@ def gc_thresholds(environ) -> tuple[int, int, int]:
 
 
 def gc_service(thresholds: tuple[int, int, int], reactor, gc_module=gc) -> Step:
-    """The last start-up step: collect, :func:`gc.freeze`, ``gc.set_threshold(*thresholds)``.
+    """The last start-up step: collect, :func:`gc.freeze`, ``gc.set_threshold(*thresholds)``
+    (on PyPy, which has neither of the last two, only the collection).
 
     It runs once the reactor runs (``callWhenRunning``): twistd starts the services before
     ``reactor.run()`` installs its signal handlers, and a SIGTERM or SIGINT arriving during a
@@ -214,10 +215,14 @@ def gc_service(thresholds: tuple[int, int, int], reactor, gc_module=gc) -> Step:
             if done.called:  # stopped (cancelled) before the reactor ran
                 return
             gc_module.collect()
-            gc_module.freeze()
-            gc_module.set_threshold(*thresholds)
-            _log.info("gc: start-up frozen ({count} objects), thresholds {thresholds}",
-                      count=gc_module.get_freeze_count(), thresholds=thresholds)
+            if hasattr(gc_module, "freeze"):
+                gc_module.freeze()
+                gc_module.set_threshold(*thresholds)
+                _log.info("gc: start-up frozen ({count} objects), thresholds {thresholds}",
+                          count=gc_module.get_freeze_count(), thresholds=thresholds)
+            else:  # PyPy: a generational GC of its own, tuned by PYPY_GC_* variables (README)
+                _log.info("gc: no gc.freeze or thresholds on this interpreter; its collector is tuned "
+                          "by its own settings (PyPy: PYPY_GC_NURSERY)")
             done.callback(None)
 
         reactor.callWhenRunning(run)

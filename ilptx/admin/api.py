@@ -509,8 +509,10 @@ def _json_constant(name: str):
 
 
 #: the tokens that matter for nesting: a JSON string literal with its escapes (to the end of the
-#: text if it is not closed, so a scan never backtracks or restarts: one pass), or a bracket
-_NESTING_TOKENS = re.compile(r'"(?:[^"\\]|\\.)*+"?|[\[\]{}]', re.DOTALL)
+#: text if it is not closed, so a scan never backtracks or restarts: one pass), or a bracket.
+#: The loop is unrolled (runs of plain characters, then one escape each), so it has one way to
+#: match and nothing to backtrack to, without 3.11's possessive ``*+`` (PyPy 3.9 has none).
+_NESTING_TOKENS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?|[\[\]{}]', re.DOTALL)
 
 
 def _nesting_depth(text: str) -> int:

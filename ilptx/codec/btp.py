@@ -16,10 +16,11 @@ Sub-protocols used by ledger plugins (names as ``ilp-plugin-btp`` 1.5 sends them
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from datetime import datetime, timezone
 from typing import Optional, Sequence, Union
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.oer import (
     UINT64_MAX,
     DecodeError,
@@ -66,7 +67,7 @@ CONTENT_JSON = 2
 MAX_ERROR_DATA_LENGTH = 8192
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ProtocolDataEntry:
     """One sub-protocol entry.
 
@@ -83,7 +84,7 @@ class ProtocolDataEntry:
 ProtocolData = Sequence[ProtocolDataEntry]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Response:
     """BTP Response (type 1): the successful answer to a Message or Transfer."""
 
@@ -91,7 +92,7 @@ class Response:
     protocol_data: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Error:
     """BTP Error (type 2): the failed answer to a request.
 
@@ -110,7 +111,7 @@ class Error:
     protocol_data: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Message:
     """BTP Message (type 6): a request carrying sub-protocol data (ILP packets, auth, ...)."""
 
@@ -118,7 +119,7 @@ class Message:
     protocol_data: tuple = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Transfer:
     """BTP Transfer (type 7): moves ``amount`` (UInt64, sender's base units) to the peer."""
 

@@ -62,9 +62,9 @@ Decoders raise only :class:`~ilptx.codec.oer.DecodeError`; encoders raise only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.address import has_address_charset
 from ilptx.codec.ildcp import PEER_PROTOCOL_CONDITION, PEER_PROTOCOL_FULFILLMENT
 from ilptx.codec.ilp import MAX_DATA_LENGTH, Fulfill, Prepare
@@ -130,7 +130,7 @@ _UINT16_MAX = 0xFFFF
 _UINT32_MAX = 0xFFFF_FFFF
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RouteControlRequest:
     """Asks a peer to send us route updates (SYNC) or to stop (IDLE).
 
@@ -147,7 +147,7 @@ class RouteControlRequest:
     features: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RouteProp:
     """An attribute of a route, modelled on BGP-4 path attributes.
 
@@ -167,7 +167,7 @@ class RouteProp:
     value: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Route:
     """A route the speaker offers.
 
@@ -185,7 +185,7 @@ class Route:
     props: tuple[RouteProp, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class RouteUpdateRequest:
     """Routes added and withdrawn between two epochs of the speaker's routing table.
 

@@ -9,9 +9,9 @@ Sans-IO: builds the ``peer.config`` Prepare and encodes/decodes the Fulfill data
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.address import has_address_charset
 from ilptx.codec.ilp import Fulfill, Prepare
 from ilptx.codec.oer import DecodeError, EncodeError, Reader, encode_var_octet_string
@@ -33,7 +33,7 @@ PEER_PROTOCOL_FULFILLMENT = bytes(32)
 PEER_PROTOCOL_CONDITION = hashlib.sha256(PEER_PROTOCOL_FULFILLMENT).digest()
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class IldcpResponse:
     """What a parent tells its child (RFC 31).
 

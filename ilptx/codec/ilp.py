@@ -12,10 +12,10 @@ Decoders raise only :class:`~ilptx.codec.oer.DecodeError`; encoders raise only
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Union
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.address import has_address_charset
 from ilptx.codec.oer import (
     UINT64_MAX,
@@ -114,7 +114,7 @@ ERROR_NAMES = {
 }
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Prepare:
     """ILP Prepare (type 12).
 
@@ -132,7 +132,7 @@ class Prepare:
     data: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Fulfill:
     """ILP Fulfill (type 13).
 
@@ -144,7 +144,7 @@ class Fulfill:
     data: bytes = b""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class Reject:
     """ILP Reject (type 14).
 
@@ -163,7 +163,7 @@ class Reject:
 Packet = Union[Prepare, Fulfill, Reject]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class AmountTooLargeData:
     """The ``data`` of an F08 Reject (``InterledgerErrorData.asn``): two UInt64 amounts."""
 

@@ -49,9 +49,9 @@ Decoders raise only :class:`~ilptx.codec.oer.DecodeError`; encoders raise only
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable, Union
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.oer import (
     UINT64_MAX,
     DecodeError,
@@ -152,7 +152,7 @@ class FrameType:
 # --------------------------------------------------------------------------- frames
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionClose:
     """The sender closes the connection (type 0x01).
 
@@ -164,7 +164,7 @@ class ConnectionClose:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionNewAddress:
     """The sender's ILP address (type 0x02); a client sends it so the server can reply.
 
@@ -174,7 +174,7 @@ class ConnectionNewAddress:
     source_address: str
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionAssetDetails:
     """The sender's asset (type 0x07); must not change during the connection.
 
@@ -186,7 +186,7 @@ class ConnectionAssetDetails:
     source_asset_scale: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionMaxData:
     """Total bytes the sender will receive on this connection (type 0x03).
 
@@ -196,7 +196,7 @@ class ConnectionMaxData:
     max_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionDataBlocked:
     """Total bytes the sender wants to send on this connection (type 0x04).
 
@@ -206,7 +206,7 @@ class ConnectionDataBlocked:
     max_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionMaxStreamId:
     """Largest stream id the sender will accept (type 0x05).
 
@@ -216,7 +216,7 @@ class ConnectionMaxStreamId:
     max_stream_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionStreamIdBlocked:
     """Largest stream id the sender wishes to open (type 0x06).
 
@@ -226,7 +226,7 @@ class ConnectionStreamIdBlocked:
     max_stream_id: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamClose:
     """The sender closes one stream (type 0x10).
 
@@ -240,7 +240,7 @@ class StreamClose:
     message: str = ""
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamMoney:
     """This stream's share of the Prepare amount (type 0x11).
 
@@ -254,7 +254,7 @@ class StreamMoney:
     shares: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamMaxMoney:
     """How much the sender will receive on a stream, in its own units (type 0x12).
 
@@ -268,7 +268,7 @@ class StreamMaxMoney:
     total_received: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamMoneyBlocked:
     """How much the sender wants to send on a stream, in its own units (type 0x13).
 
@@ -282,7 +282,7 @@ class StreamMoneyBlocked:
     total_sent: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamData:
     """Application bytes of a stream (type 0x14).
 
@@ -296,7 +296,7 @@ class StreamData:
     data: bytes
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamMaxData:
     """Total bytes the sender will receive on a stream (type 0x15).
 
@@ -308,7 +308,7 @@ class StreamMaxData:
     max_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamDataBlocked:
     """Total bytes the sender wants to send on a stream (type 0x16).
 
@@ -320,7 +320,7 @@ class StreamDataBlocked:
     max_offset: int
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamReceipt:
     """A receipt of the total received on a stream (type 0x17, ``Stream.asn`` and RFC 39).
 
@@ -351,7 +351,7 @@ Frame = Union[
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class StreamPacket:
     """A plaintext STREAM packet (RFC 29 section 5.2); ``version`` is always :data:`VERSION`.
 

@@ -15,14 +15,16 @@ their own per user (mini-accounts' ``clientBalance``), so that one rule holds ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Mapping, Optional
+
+from ilptx.codec._dataclass import frozen_dataclass
 
 __all__ = ["BalanceState", "BalanceLimits", "parse_limit", "apply_reserve_incoming", "apply_reserve_outgoing",
            "apply_settle"]
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class BalanceState:
     """One account's money.
 
@@ -54,7 +56,7 @@ def parse_limit(text: Optional[str]) -> Optional[int]:
     return int(text)
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class BalanceLimits:
     """The ``balance`` settings of an account (all ``int`` or ``None`` for "no limit")."""
 

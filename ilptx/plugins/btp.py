@@ -115,10 +115,8 @@ from ilptx.codec.btp import (
     CONTENT_JSON,
     CONTENT_OCTET_STREAM,
     CONTENT_TEXT_PLAIN_UTF8,
-    Message,
     ProtocolDataEntry,
     Transfer,
-    find_entry,
 )
 from ilptx.codec.oer import UINT64_MAX
 from ilptx.errors import ConfigError, PeerUnreachableError
@@ -430,15 +428,6 @@ class _ReportingEndpoint:
 
 # -- the plugin ---------------------------------------------------------------------------
 
-def _ilp_message(data: bytes, request_id: int) -> Message:
-    return Message(request_id, (ProtocolDataEntry("ilp", CONTENT_OCTET_STREAM, data),))
-
-
-def _ilp_of(response) -> bytes:
-    entry = find_entry(response.protocol_data, "ilp")
-    return entry.data if entry is not None else b""  # the reference returns an empty Buffer
-
-
 @implementer(ILedgerPlugin)
 class BtpPlugin(PluginHandlers):
     """ILP over BTP over WebSocket: :class:`~ilptx.interfaces.ILedgerPlugin` for one account.
@@ -548,7 +537,7 @@ class BtpPlugin(PluginHandlers):
         session = self._session
         if session is None:
             return fail(PeerUnreachableError(f"BTP peer of account {self.account_id} is not connected"))
-        return session.request(lambda rid: _ilp_message(data, rid)).addCallback(_ilp_of)
+        return session.request_ilp(data)
 
     def send_money(self, amount: int, idempotency_key: Optional[str] = None) -> Deferred:
         """Send a BTP Transfer of ``amount`` (base units, 1..2**64-1) with no protocol data.

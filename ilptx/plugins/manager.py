@@ -21,7 +21,7 @@ import importlib.metadata
 import inspect
 import sys
 from collections.abc import Mapping
-from typing import Callable
+from typing import Callable, Optional
 
 import pluggy
 from twisted.logger import Logger
@@ -64,7 +64,7 @@ def make_plugin_manager(load_entry_points: bool = True) -> pluggy.PluginManager:
     for module in (btp, mini_accounts, stream_receiver):
         pm.register(module, name=BUILTIN_PREFIX + module.__name__.rpartition(".")[2])
     if load_entry_points:
-        for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME):
+        for entry_point, _ in _entry_points(hookspecs.PROJECT_NAME):
             limit = sys.getrecursionlimit()
             try:
                 pm.load_setuptools_entrypoints(hookspecs.PROJECT_NAME, name=entry_point.name)
@@ -111,14 +111,27 @@ def _unknown_hook(pm: pluggy.PluginManager, plugin) -> str:
     return "; ".join(problems) + f"; ilptx defines {', '.join(defined)}"
 
 
+def _entry_points(group: str, name: Optional[str] = None):
+    """Yield ``(entry point, distribution)`` of each installed entry point of ``group`` (and
+    ``name``), once per distribution name, as ``entry_points(group=...)`` finds them on 3.10+
+    (3.9's has no ``group``, and its entry points no ``dist``)."""
+    seen = set()
+    for dist in importlib.metadata.distributions():
+        dist_name = (dist.metadata["Name"] or "").lower().replace("_", "-")
+        if dist_name in seen:
+            continue
+        seen.add(dist_name)
+        for entry_point in dist.entry_points:
+            if entry_point.group == group and (name is None or entry_point.name == name):
+                yield entry_point, dist
+
+
 def _describe_entry_point(pm: pluggy.PluginManager, name: str) -> str:
     """``entry point 'my-ledger' (my_package.hooks, my-dist 1.0)``, or the built-in's name."""
     if name.startswith(BUILTIN_PREFIX):
         return f"built-in plugin {name!r}"
-    for entry_point in importlib.metadata.entry_points(group=hookspecs.PROJECT_NAME, name=name):
-        dist = entry_point.dist
-        where = f", {dist.metadata['Name']} {dist.version}" if dist is not None else ""
-        return f"entry point {name!r} ({entry_point.value}{where})"
+    for entry_point, dist in _entry_points(hookspecs.PROJECT_NAME, name):
+        return f"entry point {name!r} ({entry_point.value}, {dist.metadata['Name']} {dist.version})"
     return f"plugin {name!r}"
 
 

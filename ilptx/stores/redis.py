@@ -6,6 +6,20 @@ store falls back to ``EVAL``, which also caches the script again). Redis runs a 
 atomically, so two connector processes reserving against one account's limit cannot both pass
 a check that only one should.
 
+Batching (issue 12, item 5)
+===========================
+
+The per-packet operations (``reserve_incoming``, ``reserve_outgoing``, ``settle_*``) keep at
+most one command in flight: an operation made while none is waiting goes out at once as its
+own script; those made while one is waiting are queued and sent, when its reply has come in
+and its callbacks have run, as **one** ``EVALSHA`` of the ``batch`` script, which runs each in
+order, exactly as its own script would, and returns one reply per operation. So at one packet
+in flight nothing changes, and at many each packet costs a fraction of a round trip (the
+load generator's 100 in flight: a few dozen operations per command) instead of four. Any
+other command first sends what is queued, so commands reach Redis in the order they were
+made. A failed batch fails each of its operations, and each is resolved on its own (see "When
+a command fails"); one that had already run before a failure is covered by the same rule.
+
 Amounts
 =======
 
@@ -55,7 +69,8 @@ Redis refuses a write it cannot make (``MISCONF``, ``OOM``, an AOF write error) 
 script's first write, so an error reply means nothing changed; a connection lost between
 sending a script and its reply leaves it unknown whether it ran. Either way the operation's
 Deferred errbacks (the Prepare gets a Reject), and no reservation may be left behind for
-:meth:`~RedisStore.recover` to book as paid. So every reservation carries a random id, recorded
+:meth:`~RedisStore.recover` to book as paid. So every reservation carries a unique id (random
+per store object, plus a counter), recorded
 (field ``p:<id>``) by the script that reserves it and deleted by the one that settles it, which
 does nothing when the id is already gone; a settle is then safe to repeat. After a failure the
 store *resolves* the reservation in the background, retrying every ``retry_delay`` seconds
@@ -72,6 +87,7 @@ the connection). It schedules its timers on the global reactor.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 from typing import Optional
 
@@ -349,7 +365,33 @@ return out
 """,
 }
 
-_BODIES = {name: (LUA_BIGINT + _LUA_TRACK + source).encode() for name, source in SCRIPTS.items()}
+#: One-letter codes of the operations the ``batch`` script runs (all three take KEYS: balance
+#: hash, instance hash, accounts set; ARGV: the account, then up to four values).
+_BATCHED = {"I": "reserve_incoming", "O": "reserve_outgoing", "S": "settle"}
+
+# KEYS: instance hash, accounts set, then each operation's balance hash. ARGV[1]: the balance
+# key prefix (the account is the rest of its key); ARGV[2]: per operation five words, its code
+# and its own ARGV after the account, padded to four ('_' for ''), all separated by spaces
+# (amounts, limits, modes and reservation ids have none: one string to send and parse instead
+# of hundreds of arguments). Returns each one's reply, in order, joined by ',' in one string
+# (a reply of many bulk strings costs the client a reactor turn each).
+_LUA_BATCH = "local ops = {}\n" + "".join(
+    f"ops['{code}'] = function(KEYS, ARGV)\n{SCRIPTS[name]}end\n" for code, name in _BATCHED.items()) + r"""
+local w = {}
+for word in string.gmatch(ARGV[2], '%S+') do
+  if word == '_' then w[#w + 1] = '' else w[#w + 1] = word end
+end
+local skip, out = #ARGV[1] + 1, {}
+for n = 0, #w / 5 - 1 do
+  local a, key = n * 5, KEYS[n + 3]
+  out[n + 1] = tostring(ops[w[a + 1]]({key, KEYS[1], KEYS[2]},
+                                      {string.sub(key, skip), w[a + 2], w[a + 3], w[a + 4], w[a + 5]}))
+end
+return table.concat(out, ',')
+"""
+
+_BODIES = {name: (LUA_BIGINT + _LUA_TRACK + source).encode()
+           for name, source in {**SCRIPTS, "batch": _LUA_BATCH}.items()}
 _SHAS = {name: hashlib.sha1(body).hexdigest() for name, body in _BODIES.items()}
 
 
@@ -409,6 +451,11 @@ class RedisStore:
         self.retry_delay = retry_delay
         #: (direction, account, amount) -> ids of this store's reservations not yet settled
         self._reservations: dict[tuple[str, str, int], list[str]] = {}
+        self._rid_prefix = os.urandom(6).hex() + "-"
+        self._rids = itertools.count()
+        #: per-packet operations waiting for the command in flight: (code, balance key, args, Deferred)
+        self._queue: list[tuple[str, str, tuple, Deferred]] = []
+        self._in_flight = 0
         #: timers of failed operations being resolved -> what they resolve (for close())
         self._resolving: dict = {}
 
@@ -452,8 +499,8 @@ class RedisStore:
                            "committed changes are as durable as that server makes them",
                            host=self.host, port=self.port, error=e)
             return
-        settings = dict(zip(appendonly[::2], appendonly[1::2], strict=True))
-        settings.update(zip(appendfsync[::2], appendfsync[1::2], strict=True))
+        settings = dict(zip(appendonly[::2], appendonly[1::2]))
+        settings.update(zip(appendfsync[::2], appendfsync[1::2]))
         if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
             self._log.warn("redis store: {host}:{port} runs with appendonly={appendonly} "
                            "appendfsync={appendfsync}; a crash of the Redis host can lose changes "
@@ -464,6 +511,7 @@ class RedisStore:
     def close(self) -> Deferred:
         """Close the connection; reservations still being resolved are logged and left to the
         next start's :meth:`recover`. :returns: ``Deferred[None]``."""
+        self._flush()
         for timer, what in list(self._resolving.items()):
             timer.cancel()
             self._log.error("redis store: closing with the reservation {what} unresolved; the next "
@@ -476,12 +524,83 @@ class RedisStore:
 
     # --- scripts -------------------------------------------------------------------------
 
-    def _run(self, name: str, keys: tuple, args: tuple) -> Deferred:
+    def _run(self, name: str, keys, args) -> Deferred:
+        """Script ``name``, after whatever per-packet operations are queued."""
+        self._flush()
+        return self._evalsha(name, keys, args)
+
+    def _command(self, *args) -> Deferred:
+        """A plain command, after whatever per-packet operations are queued."""
+        self._flush()
+        return self._redis.execute_command(*args)
+
+    def _evalsha(self, name: str, keys, args) -> Deferred:
         d = self._redis.execute_command("EVALSHA", _SHAS[name], len(keys), *keys, *args)
         d.addErrback(self._noscript, name, keys, args)
         return d
 
-    def _noscript(self, failure, name: str, keys: tuple, args: tuple):
+    def _batched(self, code: str, account_id: str, args: tuple) -> Deferred:
+        """A per-packet operation (:data:`_BATCHED` ``code``, its ARGV after the account): sent
+        now if no command is in flight, else queued for the next batch.
+
+        :returns: ``Deferred`` of its script's reply (``int`` for a reservation, ``str`` for a settle).
+        """
+        d = Deferred()
+        if self._in_flight:
+            self._queue.append((code, account_id, args, d))
+        else:
+            self._send([(code, account_id, args, d)])
+        return d
+
+    def _flush(self) -> None:
+        if self._queue:
+            ops, self._queue = self._queue, []
+            self._send(ops)
+
+    def _send(self, ops: list) -> None:
+        self._in_flight += 1
+        balance = self._balance_prefix
+        if len(ops) == 1:
+            code, account_id, args, _ = ops[0]
+            sent = self._evalsha(_BATCHED[code], (balance + account_id, self._held, self._accounts),
+                                 (account_id, *args))
+        else:
+            keys, words = [self._held, self._accounts], []
+            for code, account_id, args, _ in ops:
+                keys.append(balance + account_id)
+                words.append(code)
+                words.extend(arg or "_" for arg in args)
+                if len(args) == 3:
+                    words.append("_")
+            sent = self._evalsha("batch", keys, (balance, " ".join(words)))
+        sent.addCallbacks(self._answered, self._failed, (ops,), None, (ops,))
+
+    def _answered(self, reply, ops: list) -> None:
+        # The callbacks run while this command still counts as in flight, so what they
+        # start (the next middleware's reservation, ...) is queued and goes out as one batch.
+        if len(ops) == 1:
+            ops[0][3].callback(reply)
+        else:
+            replies = reply.split(",")
+            if len(replies) != len(ops):  # pragma: no cover - the script answers each one
+                error = RuntimeError(f"redis store: a batch of {len(ops)} answered {reply!r}")
+                for op in ops:
+                    op[3].errback(error)
+            else:
+                for n, op in enumerate(ops):
+                    op[3].callback(replies[n] if op[0] == "S" else int(replies[n]))
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._flush()
+
+    def _failed(self, failure, ops: list) -> None:
+        for op in ops:
+            op[3].errback(failure)
+        self._in_flight -= 1
+        if not self._in_flight:
+            self._flush()
+
+    def _noscript(self, failure, name: str, keys, args):
         if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
             return self._redis.execute_command("EVAL", _BODIES[name], len(keys), *keys, *args)
         return failure
@@ -509,7 +628,7 @@ class RedisStore:
         return self._settle("o", account_id, amount, fulfilled)
 
     def _reserve(self, direction: str, account_id: str, amount: int, limit: Optional[int]) -> Deferred:
-        rid = os.urandom(8).hex()
+        rid = self._rid_prefix + str(next(self._rids))
 
         def reserved(ok) -> bool:
             if ok:
@@ -520,9 +639,8 @@ class RedisStore:
             self._resolve(direction, account_id, amount, "0", rid, failure)
             return failure
 
-        script = "reserve_incoming" if direction == "i" else "reserve_outgoing"
-        return self._run(script, (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), _limit(limit), rid)).addCallbacks(reserved, failed)
+        return self._batched("I" if direction == "i" else "O", account_id,
+                             (str(amount), _limit(limit), rid)).addCallbacks(reserved, failed)
 
     def _settle(self, direction: str, account_id: str, amount: int, fulfilled: bool) -> Deferred:
         key = (direction, account_id, amount)
@@ -541,8 +659,7 @@ class RedisStore:
             _joined_state, failed)
 
     def _settle_script(self, direction: str, account_id: str, amount: int, mode: str, rid: str) -> Deferred:
-        return self._run("settle", (self._balance_prefix + account_id, self._held, self._accounts),
-                         (account_id, str(amount), mode, direction, rid))
+        return self._batched("S", account_id, (str(amount), mode, direction, rid))
 
     def _resolve(self, direction: str, account_id: str, amount: int, mode: str, rid: str, failure) -> None:
         """Settle reservation ``rid`` with ``mode`` once Redis answers, retrying every
@@ -603,7 +720,7 @@ class RedisStore:
         def state(values):
             return BalanceState(*(int(v) if v is not None else 0 for v in values))
 
-        return self._redis.execute_command("HMGET", self._balance_prefix + account_id,
+        return self._command("HMGET", self._balance_prefix + account_id,
                                            "b", "i", "o", "s").addCallback(state)
 
     def all_balances(self) -> Deferred:
@@ -619,21 +736,21 @@ class RedisStore:
 
     def get(self, key: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.get`."""
-        return self._redis.execute_command("HGET", self._kv, key)
+        return self._command("HGET", self._kv, key)
 
     def put(self, key: str, value: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.put`."""
         if not isinstance(value, str):
             return fail(TypeError(f"store values are str, not {type(value).__name__}"))
-        return self._redis.execute_command("HSET", self._kv, key, value).addCallback(lambda _: None)
+        return self._command("HSET", self._kv, key, value).addCallback(lambda _: None)
 
     def delete(self, key: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.delete`."""
-        return self._redis.execute_command("HDEL", self._kv, key).addCallback(lambda _: None)
+        return self._command("HDEL", self._kv, key).addCallback(lambda _: None)
 
     def keys(self, prefix: str) -> Deferred:
         """See :meth:`ilptx.interfaces.IStore.keys` (``HKEYS`` filtered here, sorted)."""
-        return self._redis.execute_command("HKEYS", self._kv).addCallback(
+        return self._command("HKEYS", self._kv).addCallback(
             lambda keys: sorted(k for k in keys if k.startswith(prefix)))
 
     # --- for ilptx.settlement ----------------------------------------------------------------

@@ -172,6 +172,10 @@ class ThreadExecutor:
         self._pool.stop()
 
 
+#: statvfs(3)'s read-only flag (PyPy 3.9's ``os`` does not name it; 1 on Linux and the BSDs)
+_ST_RDONLY = getattr(os, "ST_RDONLY", 1)
+
+
 def _open_problem(path: str, exc: sqlite3.Error) -> str:
     """What keeps ``path`` from opening, in words, followed by SQLite's own ``(sqlite: ...)``."""
     cause = f"(sqlite: {exc})"
@@ -186,7 +190,7 @@ def _open_problem(path: str, exc: sqlite3.Error) -> str:
                 f"process (share state between processes with store: redis)")
     if "not a database" in text:
         return f"{path} is not an SQLite database {cause}"
-    if os.statvfs(directory).f_flag & os.ST_RDONLY:
+    if os.statvfs(directory).f_flag & _ST_RDONLY:
         return f"{path} is on a read-only filesystem {cause}"
     if os.path.exists(path) and not os.access(path, os.W_OK):
         return f"{path} is a read-only file {cause}"

@@ -44,11 +44,11 @@ import binascii
 import hashlib
 import hmac as _hmac
 import os
-from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ilptx.codec._dataclass import frozen_dataclass
 from ilptx.codec.oer import DecodeError, EncodeError, Reader, encode_var_octet_string
 from ilptx.codec.stream import StreamPacket, decode_packet, encode_packet
 
@@ -221,7 +221,7 @@ def random_condition() -> bytes:
 # --------------------------------------------------------------------------- server tokens
 
 
-@dataclass(frozen=True, slots=True)
+@frozen_dataclass
 class ConnectionToken:
     """What a server put into a connection token, read back by :func:`read_token`.
 

@@ -50,6 +50,8 @@ Wire behaviour follows ``ilp-plugin-btp`` 1.5.0, the JavaScript reference:
   the response timeout errbacks it with :class:`BtpTimeoutError`; a closed connection errbacks
   it with :class:`~ilptx.errors.PeerUnreachableError`. Cancelling the Deferred forgets the
   request (a late answer is then ignored, as RFC 23 asks for unexpected responses).
+  :meth:`BtpSession.request_ilp` is the ILP case in one Deferred: it fires with the
+  Response's ``ilp`` entry.
 
 This module does not know about accounts, balances, ILP packets' contents or reconnecting;
 the owner (the ledger plugin) does.
@@ -235,6 +237,10 @@ def _json_message(message: str) -> bytes:
                       ensure_ascii=False).encode("utf-8")
 
 
+class _IlpRequest(Deferred):
+    """The Deferred of a :meth:`BtpSession.request_ilp`: fired with the Response's ``ilp`` entry."""
+
+
 class BtpSession:
     """The BTP state machine of one connection.
 
@@ -381,11 +387,17 @@ class BtpSession:
             :class:`BtpTimeoutError` or :class:`~ilptx.errors.PeerUnreachableError` (the
             session is not open or closes first). Cancelling it forgets the request.
         """
-        if self.state is not State.OPEN:
-            d = Deferred()
-            d.errback(PeerUnreachableError("BTP connection is not open"))
-            return d
-        return self._request(build)
+        return self._open_request(build, Deferred)
+
+    def request_ilp(self, data: bytes) -> Deferred:
+        """Send ``data`` (an OER ILP packet) as the single ``ilp`` entry of a BTP Message.
+
+        As :meth:`request`, but the Deferred fires with the ``ilp`` entry of the Response
+        (``bytes``; ``b""`` if it has none, as the reference's empty Buffer) instead of the
+        Response frame: one Deferred per request, no unwrapping callback.
+        """
+        return self._open_request(lambda rid: Message(rid, (ProtocolDataEntry("ilp", CONTENT_OCTET_STREAM, data),)),
+                                  _IlpRequest)
 
     def close(self, code: int = 1000, reason: Optional[str] = None) -> None:
         """Fail pending requests (T01) and ask the transport to close (idempotent)."""
@@ -412,7 +424,14 @@ class BtpSession:
 
     # -- sending requests -----------------------------------------------------------------
 
-    def _request(self, build: Callable[[int], Any]) -> Deferred:
+    def _open_request(self, build: Callable[[int], Any], kind: type) -> Deferred:
+        if self.state is not State.OPEN:
+            d = kind()
+            d.errback(PeerUnreachableError("BTP connection is not open"))
+            return d
+        return self._request(build, kind)
+
+    def _request(self, build: Callable[[int], Any], kind: type = Deferred) -> Deferred:
         pending = self._pending
         rid = random.getrandbits(32)
         while rid in pending:  # never two requests in flight with one id (RFC 23, "Flow")
@@ -424,7 +443,7 @@ class BtpSession:
             if entry is not None:
                 entry[1].cancel()
 
-        d = Deferred(forget)
+        d = kind(forget)
         pending[rid] = (d, self._wheel.call_later(self._response_timeout, self._timed_out, rid))
         self._send(frame)
         return d
@@ -443,7 +462,11 @@ class BtpSession:
         d, timer = entry
         timer.cancel()
         if type(frame) is Response:
-            d.callback(frame)
+            if type(d) is _IlpRequest:
+                ilp = find_entry(frame.protocol_data, "ilp")
+                d.callback(ilp.data if ilp is not None else b"")
+            else:
+                d.callback(frame)
         else:
             d.errback(BtpRemoteError(frame))
 

@@ -37,6 +37,29 @@ drop TCP after a close handshake (which Autobahn would time with the global reac
 closes the TCP connection itself once its close frame is written.
 
 The server accepts any request path, as the reference's ``ws`` server does.
+
+Lean framing (measured in ``bench/README.md``, "Lean BTP framing"). Autobahn's defaults cost
+more per ~100-byte BTP frame than the BTP work itself, so, with Autobahn's own options and
+hooks:
+
+* **Unmasking** (server role): Autobahn builds a cffi (NVX) masker object for every masked
+  frame, about 3 µs for a 100-byte frame; its ``AUTOBAHN_USE_NVX=0`` switch falls back to a
+  per-byte Python loop, slower still. So the server factory sets Autobahn's ``applyMask``
+  option off and :meth:`_BtpAdapterMixin.onFrameBegin` unmasks each masked frame itself: with
+  :class:`IntXorMasker` (one integer XOR, about 0.5 µs) up to :data:`SMALL_FRAME` bytes of
+  payload, with Autobahn's ``create_xor_masker`` above that (faster for large frames). The
+  client role keeps Autobahn's masking of what it sends (RFC 6455 §5.3).
+* **Writing**: an open connection's frames go straight to ``transport.write`` (see
+  :meth:`_BtpAdapterMixin.sendData`); Autobahn's ``sendData`` formats the arguments of a debug
+  log line on every call, even with debug logging off.
+* **Reading**: :meth:`_BtpAdapterMixin.onMessageEnd` hands each message to the session without
+  Autobahn's per-message ``"message"`` event (an observable with no listeners here, which
+  still builds and chains a Deferred per message), and ``dataReceived`` skips Autobahn's debug
+  line (formatted on every read, as on writes).
+
+Not taken (tried on branch ``h-framing``): writing WebSocket frames ourselves instead of
+Autobahn's ``sendMessage``; the frame writer stays Autobahn's (the saving was small next to
+the masker and the log lines, and the integration backpressure tests became flaky).
 """
 
 from __future__ import annotations
@@ -45,6 +68,7 @@ from typing import Callable, Optional
 
 from zope.interface import implementer
 
+from autobahn.websocket.xormasker import create_xor_masker
 from autobahn.twisted.websocket import (
     WebSocketClientFactory,
     WebSocketClientProtocol,
@@ -58,6 +82,8 @@ from twisted.python.failure import Failure
 
 __all__ = [
     "DEFAULT_MAX_UNSENT_BYTES",
+    "SMALL_FRAME",
+    "IntXorMasker",
     "peer_host",
     "BtpServerProtocol",
     "BtpServerFactory",
@@ -67,6 +93,44 @@ __all__ = [
 
 #: Default cap on the bytes queued for one connection beyond the transport's own buffer (4 MiB).
 DEFAULT_MAX_UNSENT_BYTES = 4 << 20
+
+
+#: Largest frame payload (bytes) the server unmasks with :class:`IntXorMasker`; larger ones
+#: go to Autobahn's masker (measured: the integer XOR is faster below about 1.5 KiB).
+SMALL_FRAME = 1024
+
+
+class IntXorMasker:
+    """RFC 6455 §5.3 unmasking of one frame's payload with one integer XOR per chunk.
+
+    The interface of Autobahn's maskers (``pointer()``, ``reset()``, ``process(data)``):
+    ``process`` may be called with successive chunks of the payload (as Autobahn does when a
+    frame arrives over several reads) and returns the unmasked bytes of each.
+
+    :param mask: the frame's 4-byte masking key.
+    """
+
+    __slots__ = ("_mask", "_ptr")
+
+    def __init__(self, mask: bytes) -> None:
+        self._mask = mask
+        self._ptr = 0
+
+    def pointer(self) -> int:
+        """:returns: payload bytes processed so far."""
+        return self._ptr
+
+    def reset(self) -> None:
+        self._ptr = 0
+
+    def process(self, data: bytes) -> bytes:
+        """:returns: ``data`` XORed with the mask, continuing where the last chunk ended."""
+        n = len(data)
+        shift = self._ptr & 3
+        mask = self._mask[shift:] + self._mask[:shift] if shift else self._mask
+        self._ptr += n
+        key = int.from_bytes((mask * ((n >> 2) + 1))[:n], "little")
+        return (int.from_bytes(data, "little") ^ key).to_bytes(n, "little")
 
 
 def peer_host(protocol) -> str:
@@ -165,6 +229,12 @@ class _BtpAdapterMixin:
                 self._drop_stuck_peer(cap, len(data))
                 return
             self._queued_while_paused += len(data)
+        if self.state == self.STATE_OPEN and not sync and not chopsize and not self.send_queue \
+                and not self.logOctets:
+            # Autobahn's sendData for this case, minus its debug line (formatted on every call)
+            self.transport.write(data)
+            self.trafficStats.outgoingOctetsWireLevel += len(data)
+            return
         super().sendData(data, sync, chopsize)
 
     def _drop_stuck_peer(self, cap: int, size: int) -> None:
@@ -186,6 +256,28 @@ class _BtpAdapterMixin:
         self.transport.registerProducer(self, True)
         self._registered = True
         self.session = self.factory.on_open(self)
+
+    def onFrameBegin(self) -> None:
+        # with applyMask off (the server factory), Autobahn gave this frame a no-op masker
+        frame = self.current_frame
+        if frame.mask is not None and frame.length and not self.applyMask:
+            self.current_frame_masker = IntXorMasker(frame.mask) if frame.length <= SMALL_FRAME \
+                else create_xor_masker(frame.mask, frame.length)
+        super().onFrameBegin()
+
+    def dataReceived(self, data: bytes) -> None:
+        # Autobahn's dataReceived is this call after a log.debug whose arguments it formats on
+        # every read (hltype/hlval), debug logging on or off
+        self._dataReceived(data)
+
+    def onMessageEnd(self) -> None:
+        # Autobahn's onMessageEnd without the per-message "message" event and timing
+        if not self.failedByMe:
+            payload = b"".join(self.message_data)
+            self.message_data = None
+            self.onMessage(payload, self.message_is_binary)
+        else:
+            self.message_data = None
 
     def onMessage(self, payload: bytes, isBinary: bool) -> None:
         session = self.session
@@ -269,6 +361,8 @@ class BtpServerFactory(WebSocketServerFactory):
         self.on_failed = on_failed
         _configure(self, reactor, ping_interval, ping_timeout, max_message_size, max_unsent_bytes, log,
                    account_id)
+        # Autobahn passes masked frames through as they are; onFrameBegin unmasks them
+        self.setProtocolOptions(applyMask=False)
 
 
 class BtpClientFactory(WebSocketClientFactory):

@@ -80,6 +80,25 @@ def test_gc_is_frozen_once_after_the_connector_started_and_the_reactor_runs():
     assert fake.calls.count("freeze") == 1
 
 
+def test_without_freeze_the_gc_step_only_collects():
+    """gc step on an interpreter without gc.freeze/set_threshold (PyPy): one collection, start-up finishes."""
+
+    class PypyGc:
+        def __init__(self):
+            self.calls = []
+
+        def collect(self):
+            self.calls.append("collect")
+
+    fake, reactor = PypyGc(), NotYetRunning()
+    root = _Root(reactor, exit=lambda reactor, status: None)
+    gc_service((1, 2, 3), reactor, gc_module=fake).setServiceParent(root)
+    started = []
+    root.startService().addCallback(started.append)
+    reactor.run()
+    assert fake.calls == ["collect"] and started == [None]
+
+
 def test_gc_step_waits_for_the_connector():
     """gc step: nothing is frozen while the connector's steps (the plugins) are still starting."""
     connector = Held("connector")

@@ -84,3 +84,28 @@ def test_settling_one_reservation_twice_applies_once(store):
     yield store._settle_script("i", "alice", 9, "u", rid)
     assert (yield store.get_balance("alice")) == B()
     assert (yield store.recover()) == {}
+
+
+@pytest_twisted.inlineCallbacks
+def test_a_batch_redis_refused_is_resolved_op_by_op(store, redis_server):
+    """Settles refused while batched together (one command for several) each errback; once Redis
+    writes again each reservation is resolved by its own rule (paid next hop committed, the rest
+    released) and recover() finds nothing left."""
+    for account in ("bob", "carol", "dave"):
+        assert (yield store.reserve_outgoing(account, 10, None)) is True
+    assert (yield store.reserve_incoming("alice", 30, None)) is True
+    sent = []
+    evalsha = store._evalsha
+    store._evalsha = lambda name, keys, args: sent.append(name) or evalsha(name, keys, args)
+    refuse_writes(redis_server, True)
+    settles = [store.settle_outgoing("bob", 10, True), store.settle_outgoing("carol", 10, False),
+               store.settle_outgoing("dave", 10, True), store.settle_incoming("alice", 30, True)]
+    for d in settles:
+        with pytest.raises(Exception, match="READONLY"):
+            yield d
+    assert sent == ["batch"]  # made while a reply was being handled: the four went out as one
+    refuse_writes(redis_server, False)
+    yield sleep(0.5)
+    balances = yield store.all_balances()
+    assert balances == {"bob": B(balance=-10), "carol": B(), "dave": B(balance=-10), "alice": B()}
+    assert (yield store.recover()) == {}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import gc
 import hashlib
+import platform
 from datetime import datetime, timezone
 
+import pytest
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
 
@@ -57,6 +59,8 @@ def test_sweep_drops_at_most_a_chunk_at_a_time():
     assert len(dedup._drops) == 30  # the live entries' records were never popped
 
 
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="CPython's reference counting and cycle collector; PyPy has neither")
 def test_finished_entries_are_not_tracked_by_the_collector():
     """deduplicate: a finished Fulfill, Reject or ILP error is cached as a tuple gc does not track."""
     clock, dedup = middleware()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pytest
 import pytest_twisted
 from twisted.internet.task import Clock
@@ -32,8 +34,11 @@ def test_memdown_is_memory():
 
 def missing_directory(tmp_path, request):
     path = tmp_path / "nope" / "x.sqlite"
-    return path, (f"storePath: {path}: the directory {tmp_path / 'nope'} does not exist "
-                  f"(sqlite: unable to open database file)")
+    try:  # SQLite's own words: "unable to open database file" (CPython), "Could not open database" (PyPy)
+        sqlite3.connect(str(path))
+    except sqlite3.OperationalError as e:
+        words = str(e)
+    return path, f"storePath: {path}: the directory {tmp_path / 'nope'} does not exist (sqlite: {words})"
 
 
 def read_only(tmp_path, request):

@@ -5,8 +5,10 @@ lets go of the transport when the connection is lost (StringTransport, fake cloc
 from __future__ import annotations
 
 import gc
+import platform
 import weakref
 
+import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.error import ConnectionAborted
 from twisted.internet.testing import MemoryReactorClock, StringTransport
@@ -119,6 +121,8 @@ def test_dropped_connection_fails_pending_requests_with_t01():
     assert len(owner.closed) == 1
 
 
+@pytest.mark.skipif(platform.python_implementation() != "CPython",
+                    reason="CPython's reference counting and cycle collector; PyPy has neither")
 def test_lost_connection_frees_the_transport_without_garbage_collection():
     """After connectionLost nothing keeps the transport (and its unsent buffer) alive: no reference cycle."""
     protocol, transport, session, *_ = opened()
