@@ -171,3 +171,54 @@ def test_lost_client_store_resumes_from_the_servers_last_claim():
     paid(pair, fresh, 2 * 10 ** 9)
     assert sum(to_server) == 5 * 10 ** 9
     assert pair.shared.ledger.channel(channel, True) is not None
+
+
+def test_stored_channel_that_no_longer_exists_does_not_crash_start_up():
+    """A stored outgoing channel absent from the ledger: start-up creates a new one and announces it, no crash."""
+    store = MemoryStore()
+    gone = "AB" * 32
+    result_of(store.put("xrp-asym-client:counterparty:outgoing-channel", json.dumps({"channelId": gone, "base": 0})))
+    pair = connected(make_pair(client_store=store))
+    client = pair.peer.module
+    assert client.ready and client.outgoing["channelId"] != gone
+    assert pair.plugin.module.incoming["channelId"] == client.outgoing["channelId"]
+
+
+def test_server_channel_with_a_short_settle_delay_blocks_the_account():
+    """fund_channel answers a channel of settle delay 60 s: the client refuses it, blocks, and pays nothing."""
+    pair = make_pair()
+    pair.plugin.module.options = pair.plugin.module.options.__class__(
+        **{**pair.plugin.module.options.__dict__, "settle_delay": 60})
+    connected(pair)
+    client = pair.peer.module
+    assert client.blocked and "settle delay 60" in client.blocked and not client.ready
+    to_server = credits_of(pair.plugin)
+    d = pair.peer.send_money(5)
+    pair.settle(1)
+    assert "not paying: the peer's channel" in str(failure_of(d).value)
+    assert to_server == []
+
+
+def test_currency_scale_mismatch_blocks_the_account():
+    """The server's info says currencyScale 6, ours is 9: blocked, no channel created."""
+    pair = connected(make_pair(server_extra={"currencyScale": 6}))
+    client = pair.peer.module
+    assert client.blocked and "currency scale mismatch" in client.blocked
+    assert client.outgoing is None
+
+
+def test_disconnect_claims_exactly_the_claimed_drops_on_the_ledger():
+    """The server paid the client; the client's disconnect submits the claim: the ledger moves exactly its drops."""
+    pair = connected(make_pair())
+    credits_of(pair.peer)
+    paid(pair, pair.plugin, 1_500_000_001)  # 1500000.001 drops, claimed rounded up: 1500001
+    client = pair.peer.module
+    before = pair.shared.balance(client.address)
+    channel = client.incoming["channelId"]
+    stopping = pair.peer.disconnect()
+    pair.settle(1)
+    result_of(stopping)
+    node = pair.shared.ledger.channel(channel, True).json()
+    assert node["Balance"] == str(units_to_drops(1_500_000_001, 9)) == "1500001"
+    claim_fee = [tx for tx in pair.shared.submitted if tx["TransactionType"] == "PaymentChannelClaim"][-1]["Fee"]
+    assert pair.shared.balance(client.address) == before + 1_500_001 - int(claim_fee)
