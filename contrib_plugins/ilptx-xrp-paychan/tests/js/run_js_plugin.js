@@ -12,16 +12,7 @@ const readline = require('readline')
 const PluginXrpPaychan = require('ilp-plugin-xrp-paychan')
 const StoreMemory = require('ilp-store-memory')
 const { createServer, createConnection } = require('ilp-protocol-stream')
-const { DataAndMoneyStream } = require('ilp-protocol-stream/dist/src/stream')
-
-// ilp-protocol-stream 2.7.1 assigns `this.closed` on its Duplex; Node >= 18 made Readable#closed a getter, so every
-// new stream throws. Same fix as tests/interop/stream-shim.js of ilptx: an own accessor that shadows the getter.
-if (!Object.prototype.hasOwnProperty.call(DataAndMoneyStream.prototype, 'closed')) {
-  const CLOSED = Symbol('closed')
-  Object.defineProperty(DataAndMoneyStream.prototype, 'closed', {
-    configurable: true, get () { return this[CLOSED] === true }, set (value) { this[CLOSED] = Boolean(value) }
-  })
-}
+require('./stream_shim')
 
 const cfg = JSON.parse(process.argv[2])
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
