@@ -27,8 +27,8 @@ settles (``settleThreshold`` / ``send_money``). Options: ``server`` (BTP URL; wi
 the token is derived as JS does: :func:`~ilptx_xrp_paychan.asym.derive_btp_server`), ``secret``,
 ``address``, ``xrpServer`` (required: the JS default public servers are not this ledger),
 ``currencyScale`` / ``assetScale`` (default 6), ``outgoingChannelAmountXRP`` (XRP, default
-``"10"``), ``claimInterval`` (ms), ``maxFeePercent``; the channel is funded with
-``outgoingChannelAmountXRP`` when a claim passes half of it (JS: amount − outgoing / 2).
+``"10"``), ``claimInterval`` (ms), ``maxFeePercent``; the channel is funded (its amount doubled,
+as the symmetric module does; JS adds ``outgoingChannelAmountXRP``) when a claim passes half of it.
 """
 
 from __future__ import annotations

@@ -222,3 +222,28 @@ def test_disconnect_claims_exactly_the_claimed_drops_on_the_ledger():
     assert node["Balance"] == str(units_to_drops(1_500_000_001, 9)) == "1500001"
     claim_fee = [tx for tx in pair.shared.submitted if tx["TransactionType"] == "PaymentChannelClaim"][-1]["Fee"]
     assert pair.shared.balance(client.address) == before + 1_500_001 - int(claim_fee)
+
+
+def test_restarted_client_submits_the_stored_best_claim():
+    """Restart on the same store: the best claim received before is kept and submitted on disconnect (JS loses it)."""
+    store = MemoryStore()
+    pair = connected(make_pair(client_store=store))
+    credits_of(pair.peer)
+    paid(pair, pair.plugin, 4 * 10 ** 9)
+    channel = pair.peer.module.incoming["channelId"]
+    pair.peer.module.disconnect = lambda: None  # a crash: nothing claimed on the way down
+    stopping = pair.peer.disconnect()
+    pair.settle(1)
+    result_of(stopping)
+    assert pair.shared.ledger.channel(channel, True).json().get("Balance", "0") == "0"
+    again = client_factory(pair.shared)({**SETTLING_DIALLER, **options_of(pair.wallets[1])}, account_id="counterparty",
+                                        services=plugin_services(pair.network.reactor, account_id="counterparty",
+                                                                 store=store))
+    d = again.connect()
+    pair.settle(5)
+    result_of(d)
+    assert again.module.incoming["channelId"] == channel
+    stopping = again.disconnect()
+    pair.settle(1)
+    result_of(stopping)
+    assert pair.shared.ledger.channel(channel, True).json()["Balance"] == str(4 * 10 ** 6)
