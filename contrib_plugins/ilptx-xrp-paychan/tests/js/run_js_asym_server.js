@@ -1,7 +1,9 @@
 // Runs one ilp-plugin-xrp-asym-server 1.8.1 (on ilp-plugin-mini-accounts) for the asym interop test, with
 // ilp-protocol-stream 2.7.1 over it as a STREAM sender to a client.
-// argv[2]: JSON {xrpServer, secret, address, currencyScale, port, clientAddress (the host's ILP address), opts?}.
-// stdout: one JSON event a line: {"event":"connected"}, {"event":"chunk","sent":"<units>"},
+// argv[2]: JSON {xrpServer, secret, address, currencyScale, port, clientAddress (the host's ILP address), opts?,
+//                spspPort?: N (serve SPSP for a STREAM server on the plugin: clients pay it)}.
+// stdout: one JSON event a line: {"event":"connected"}, {"event":"chunk","sent":"<units>"}, {"event":"spsp","port":N},
+// {"event":"received","total":"<units>"} (STREAM server),
 // {"event":"done","id":N,...} / {"event":"failed","id":N,"error"}.
 // stdin: one JSON command a line: {"id":N,"cmd":"stream","spsp":"http://...","chunks":[...]} (a STREAM payment of
 // the chunks in turn; the server pays the client a claim after every Fulfill by itself),
@@ -17,7 +19,7 @@ const PluginXrpAsymServer = require('ilp-plugin-xrp-asym-server')
 const StoreMemory = require('ilp-store-memory')
 const IlpPacket = require('ilp-packet')
 const ILDCP = require('ilp-protocol-ildcp')
-const { createConnection } = require('ilp-protocol-stream')
+const { createConnection, createServer } = require('ilp-protocol-stream')
 require('./stream_shim')
 
 const cfg = JSON.parse(process.argv[2])
@@ -63,6 +65,25 @@ async function main () {
     return plugin.sendData(data)
   }
   streamPlugin.disconnect = async () => {} // connection.end() disconnects its plugin: the host stays up
+  streamPlugin.registerDataHandler = (handler) => plugin.registerDataHandler(handler)
+  if (cfg.spspPort) {
+    const server = await createServer({ plugin: streamPlugin })
+    let total = 0n
+    server.on('connection', (connection) => {
+      connection.on('stream', (stream) => {
+        stream.setReceiveMax('100000000000000')
+        stream.on('money', (amount) => {
+          total += BigInt(amount)
+          out({ event: 'received', total: total.toString() })
+        })
+      })
+    })
+    http.createServer((req, res) => {
+      const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
+      res.setHeader('Content-Type', 'application/spsp4+json')
+      res.end(JSON.stringify({ destination_account: destinationAccount, shared_secret: sharedSecret.toString('base64') }))
+    }).listen(cfg.spspPort, '127.0.0.1', () => out({ event: 'spsp', port: cfg.spspPort }))
+  }
   const commands = readline.createInterface({ input: process.stdin })
   for await (const line of commands) {
     const c = JSON.parse(line)
