@@ -13,41 +13,23 @@ import subprocess
 import sys
 
 import pytest_twisted
-import treq
-from conftest import make_wallet
-from twisted.internet import reactor
+from test_xrp_interop_js import _get, _Setup
 from twisted.internet.threads import deferToThread
-from xrp_procs import ILPTX_TREE, JsPlugin, free_ports, start_connector, start_double, until
-from xrpl import CryptoAlgorithm
+from xrp_procs import ILPTX_TREE, JsPlugin, free_ports, start_connector, until
 
-from ilptx_xrp_paychan.rippled import RippledClient
-
-FUNDS = 1000 * 10 ** 6
 TOTAL = 10 ** 8  # units at scale 9: 0.1 XRP
 CHUNKS = 5
 FEE = 10  # drops: the double's base fee, what ilptx pays
 PACKET = 7_000_001  # maxPacketAmount towards the server: claims are not whole drops on the way
 
 
-@pytest_twisted.inlineCallbacks
-def _get(port: int, path: str):
-    response = yield treq.get(f"http://127.0.0.1:{port}{path}")
-    assert response.code == 200, (path, response.code)
-    return (yield treq.json_content(response))
-
-
-class _Asym:
+class _Asym(_Setup):
     """The double, the JS asym server (``js_extra`` merged into its config) and an ilptx connector whose parent ``up``
     is ``plugin: xrp-asym-client`` (``up_extra`` merged into the account) plus ``accounts``; started in :meth:`start`."""
 
     def __init__(self, installed, js_modules, js_extra: dict, up_extra: dict, accounts: dict, ports: tuple):
-        self.ours, self.theirs = make_wallet(), make_wallet(CryptoAlgorithm.SECP256K1)
-        self.rippled_port, self.btp, self.admin = free_ports(3)
-        self.rippled = f"ws://127.0.0.1:{self.rippled_port}"
-        self.double = start_double(self.rippled_port, {w.classic_address: FUNDS for w in (self.ours, self.theirs)})
-        self.client = RippledClient(self.rippled, reactor)
-        self.client.start()
-        self.children: list = []
+        super().__init__()
+        self.btp, self.admin = free_ports(2)
         self.args = (installed, js_modules, js_extra, up_extra, accounts, ports)
 
     @pytest_twisted.inlineCallbacks
@@ -88,19 +70,6 @@ class _Asym:
         state = self.js.answer(asked)
         assert state["event"] == "done" and "channel" in state, f"{state}\n{self.output()}"
         return state
-
-    def balance(self, wallet):
-        return self.client.account_info(wallet.classic_address).addCallback(lambda a: int(a["Balance"]))
-
-    @pytest_twisted.inlineCallbacks
-    def close(self):
-        yield self.client.stop()
-        for child in reversed(self.children):
-            if hasattr(child, "stop"):
-                child.stop()
-            child.close()
-        self.double.stop()
-        self.double.close()
 
 
 @pytest_twisted.inlineCallbacks

@@ -9,7 +9,6 @@
 // the chunks in turn; the server pays the client a claim after every Fulfill by itself),
 // {"id":N,"cmd":"info"} (the client account: channel, clientChannel, claims), {"id":N,"cmd":"quit"}.
 'use strict'
-const http = require('http')
 const readline = require('readline')
 // sodium-native (an optional dependency with a native build) is not installed here, so sodium-universal is
 // sodium-javascript, whose sodium_malloc gives a Uint8Array: the server's 'ED' + key.toString('hex') is then not hex.
@@ -19,23 +18,13 @@ const PluginXrpAsymServer = require('ilp-plugin-xrp-asym-server')
 const StoreMemory = require('ilp-store-memory')
 const IlpPacket = require('ilp-packet')
 const ILDCP = require('ilp-protocol-ildcp')
-const { createConnection, createServer } = require('ilp-protocol-stream')
-require('./stream_shim')
+const { createConnection } = require('ilp-protocol-stream')
+const { serveSpsp, getJson } = require('./stream_common')
 
 const cfg = JSON.parse(process.argv[2])
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const say = (level) => (...a) => console.error(level, ...a.map(x => typeof x === 'string' ? x : JSON.stringify(x)))
 const log = { debug () {}, trace () {}, info: say('info'), warn: say('warn'), error: say('error') }
-
-function getJson (url) {
-  return new Promise((resolve, reject) => {
-    http.get(url, { headers: { accept: 'application/spsp4+json' } }, (res) => {
-      let body = ''
-      res.on('data', (c) => { body += c })
-      res.on('end', () => { try { resolve(JSON.parse(body)) } catch (e) { reject(e) } })
-    }).on('error', reject)
-  })
-}
 
 async function main () {
   const hostInfo = { clientAddress: cfg.clientAddress, assetCode: 'XRP', assetScale: cfg.currencyScale }
@@ -66,24 +55,7 @@ async function main () {
   }
   streamPlugin.disconnect = async () => {} // connection.end() disconnects its plugin: the host stays up
   streamPlugin.registerDataHandler = (handler) => plugin.registerDataHandler(handler)
-  if (cfg.spspPort) {
-    const server = await createServer({ plugin: streamPlugin })
-    let total = 0n
-    server.on('connection', (connection) => {
-      connection.on('stream', (stream) => {
-        stream.setReceiveMax('100000000000000')
-        stream.on('money', (amount) => {
-          total += BigInt(amount)
-          out({ event: 'received', total: total.toString() })
-        })
-      })
-    })
-    http.createServer((req, res) => {
-      const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
-      res.setHeader('Content-Type', 'application/spsp4+json')
-      res.end(JSON.stringify({ destination_account: destinationAccount, shared_secret: sharedSecret.toString('base64') }))
-    }).listen(cfg.spspPort, '127.0.0.1', () => out({ event: 'spsp', port: cfg.spspPort }))
-  }
+  if (cfg.spspPort) await serveSpsp(streamPlugin, cfg.spspPort, out)
   const commands = readline.createInterface({ input: process.stdin })
   for await (const line of commands) {
     const c = JSON.parse(line)
