@@ -36,7 +36,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Optional
 
-from twisted.internet.defer import inlineCallbacks, succeed
+from twisted.internet.defer import fail, inlineCallbacks, succeed
 
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.settlement import ClaimRejectedError
@@ -210,7 +210,11 @@ class XrpAsymClientModule(XrpPaychanModule):
         acknowledged, crediting nothing (the JS plugins throw on it).
         :raises ClaimRejectedError: a claim that does not verify (F00; nothing credited)."""
         entry = protocol.find(transfer.protocol_data, protocol.CLAIM)
-        if entry is not None and self._decode(protocol.decode_claim, entry).amount == 0:
+        try:
+            zero = entry is not None and self._decode(protocol.decode_claim, entry).amount == 0
+        except ClaimRejectedError as exc:
+            return fail(exc)
+        if zero:
             self._log("info", "a claim of 0 units: nothing to credit")
             return succeed(0)
         return super().verify_claim_transfer(transfer)

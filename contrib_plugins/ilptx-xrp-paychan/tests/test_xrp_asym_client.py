@@ -134,7 +134,7 @@ def _claim_transfer(key, channel, amount, scale=9):
 
 
 def test_forged_and_zero_claims_credit_nothing():
-    """A claim signed by another key or above the channel is refused; a zero claim is acknowledged; nothing credited."""
+    """Claims by another key, above the channel or malformed are refused; a zero claim is acknowledged; none credits."""
     pair = connected(make_pair())
     client = pair.peer.module
     credited = credits_of(pair.peer)
@@ -145,6 +145,8 @@ def test_forged_and_zero_claims_credit_nothing():
     server_key = pair.plugin.module.key
     failure = failure_of(client.verify_claim_transfer(_claim_transfer(server_key, channel, 10 ** 12)))
     assert "above the channel's amount" in str(failure.value)
+    malformed = Transfer(1, 5, (protocol.claim_entry('{"amount": "5"}'),))
+    assert "signature must be 128 hex" in str(failure_of(client.verify_claim_transfer(malformed)).value)
     zero = Transfer(1, 0, (protocol.claim_entry(json.dumps({"amount": "0", "signature": "0" * 128})),))
     assert result_of(client.verify_claim_transfer(zero)) == 0
     assert credited == [] and result_of(pair.peer.settlement.best_incoming_claim()).value == 0
