@@ -46,10 +46,11 @@ class ChannelKey:
     public_key: str
 
 
-def channel_key(secret: str, peer_address: str) -> ChannelKey:
+def channel_key(secret: str, peer_address: str, tag: str = CHANNEL_KEYS_TAG) -> ChannelKey:
     """The key our claims to ``peer_address`` are signed with (deterministic: the same secret and
-    peer give the same key after any restart, as in the JS plugin)."""
-    seed = hmac.new(secret.encode("utf-8"), (CHANNEL_KEYS_TAG + peer_address).encode("utf-8"),
+    peer give the same key after any restart, as in the JS plugin). ``tag``: the HMAC tag
+    (``ilp-plugin-xrp-asym-client`` 1.6.0 uses ``"ilp-plugin-xrp-stateless"``)."""
+    seed = hmac.new(secret.encode("utf-8"), (tag + peer_address).encode("utf-8"),
                     hashlib.sha256).digest()
     public = Ed25519PrivateKey.from_private_bytes(seed).public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
     return ChannelKey("ED" + seed.hex().upper(), "ED" + public.hex().upper())

@@ -67,7 +67,7 @@ from ilptx.settlement.plugin import SettlingPlugin
 
 from ilptx_xrp_paychan import protocol
 from ilptx_xrp_paychan.claims import (
-    ChannelKey, channel_key, compute_channel_id, drops_to_units, sign_claim, units_to_drops, verify_claim,
+    CHANNEL_KEYS_TAG, ChannelKey, channel_key, compute_channel_id, drops_to_units, sign_claim, units_to_drops, verify_claim,
 )
 from ilptx_xrp_paychan.options import DEFAULT_CURRENCY_SCALE, MIN_SETTLE_DELAY, parse_options
 
@@ -99,6 +99,8 @@ class XrpPaychanModule:
 
     name = "xrp-paychan"
     kind = CLAIM
+    #: the HMAC tag of the channel key (:func:`~ilptx_xrp_paychan.claims.channel_key`)
+    channel_keys_tag = CHANNEL_KEYS_TAG
 
     def __init__(self, options: dict, *, account_id: str, services, ledger_factory: Optional[Callable] = None) -> None:
         self.options = parse_options(options, account_id)
@@ -146,12 +148,11 @@ class XrpPaychanModule:
         is down does not fail the start) and the on-ledger claim schedule."""
         self.ctx = ctx
         self._stopped = False
-        for name, handler in ((protocol.XRP_ADDRESS, self._on_xrp_address), (protocol.INFO, self._on_info),
-                              (protocol.RIPPLE_CHANNEL_ID, self._on_channel_id)):
+        for name, handler in self._sub_protocols():
             ctx.register_sub_protocol(name, handler)
         self.peer_address = self.options.peer_address or (yield ctx.store.get(ctx.key("peer-address")))
         if self.peer_address:
-            self.key = channel_key(self.options.secret, self.peer_address)
+            self.key = channel_key(self.options.secret, self.peer_address, self.channel_keys_tag)
         self.outgoing = yield self._load("outgoing-channel")
         self.incoming = yield self._load("incoming-channel")
         self.ledger = self._ledger_factory(self.options.xrp_server)
@@ -161,6 +162,11 @@ class XrpPaychanModule:
         self._claimer.start(self.options.claim_interval_ms / 1000, now=False)
         self._log("info", "xrp-paychan settlement as {address} on {server} (currencyScale {scale})",
                   address=self.address, server=self.options.xrp_server, scale=self.options.currency_scale)
+
+    def _sub_protocols(self):
+        """:returns: the ``(name, handler)`` pairs :meth:`connect` registers."""
+        return ((protocol.XRP_ADDRESS, self._on_xrp_address), (protocol.INFO, self._on_info),
+                (protocol.RIPPLE_CHANNEL_ID, self._on_channel_id))
 
     @inlineCallbacks
     def _load(self, suffix: str):
@@ -179,6 +185,10 @@ class XrpPaychanModule:
         entries = yield self._call(protocol.text_entry(protocol.RIPPLE_CHANNEL_ID, self.outgoing["channelId"]))
         entry = protocol.find(entries, protocol.RIPPLE_CHANNEL_ID)
         return self._decode(protocol.decode_channel_id, entry) if entry is not None else ""
+
+    def _announce_outgoing(self):
+        """Tell the peer our channel (new, or funded: it re-reads it). :returns: ``Deferred``."""
+        return self._exchange_channel_ids()
 
     def peer_connected(self):
         """Set the channels up (see the module docstring); retried on the clock until it works."""
@@ -255,7 +265,7 @@ class XrpPaychanModule:
                                      f"{self.account_id} ({self.peer_address})")
         if self.peer_address is None:
             self.peer_address = address
-            self.key = channel_key(self.options.secret, address)
+            self.key = channel_key(self.options.secret, address, self.channel_keys_tag)
             yield self.ctx.store.put(self.ctx.key("peer-address"), address)
             self._log("info", "linked to the peer's XRP address {peer}", peer=address)
 
@@ -345,7 +355,7 @@ class XrpPaychanModule:
         channel = self.outgoing["channelId"]
         node = yield self._ensure_outgoing()
         if self.outgoing["channelId"] != channel:  # replaced: the peer links the new one
-            yield self._exchange_channel_ids()
+            yield self._announce_outgoing()
         amount = total - self.outgoing["base"]
         drops = units_to_drops(amount, self.options.currency_scale)
         if drops > _drops(node, "Amount"):
@@ -364,7 +374,7 @@ class XrpPaychanModule:
         self._log("info", "funded channel {channel} with {drops} drops (tx {tx})", channel=channel, drops=drops,
                   tx=result.hash)
         # the JS peer re-reads our channel (its amount) when told the channel id again
-        yield self._exchange_channel_ids().addErrback(
+        yield self._announce_outgoing().addErrback(
             lambda f: self._log("warn", "telling the peer about the funding failed: {error}",
                                 error=f.getErrorMessage()))
 
@@ -616,6 +626,11 @@ class XrpPaychanPlugin(SettlingPlugin):
         (``credit_claim``), so the session's money handler gets nothing more.
         :raises ClaimRejectedError: see :meth:`XrpPaychanModule.verify_claim_transfer`."""
         return self.module.verify_claim_transfer(transfer)
+
+    def send_entries(self, entries):
+        """Send one BTP MESSAGE of ``entries`` (several sub-protocols at once, as the asym
+        handshake needs). :returns: ``Deferred[tuple[ProtocolDataEntry, ...]]`` of the Response."""
+        return self._send_message(tuple(entries))
 
     def send_transfer(self, amount: int, entries: tuple):
         """Send a BTP TRANSFER of ``amount`` with ``entries``. :returns: ``Deferred[None]`` on the

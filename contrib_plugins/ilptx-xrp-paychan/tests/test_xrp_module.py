@@ -127,10 +127,12 @@ def test_options_follow_the_js_plugin():
 
 
 def test_entry_point_names_both_plugins():
-    """The distribution's ilptx entry point loads hooks, which registers xrp-paychan and ilp-plugin-xrp-paychan."""
+    """The distribution's ilptx entry point loads hooks, which registers the symmetric and asym client names."""
     names = {ep.name: ep.value for ep in entry_points(group="ilptx")}
     assert names.get("xrp-paychan") == "ilptx_xrp_paychan.hooks"
-    assert set(hooks.ilptx_ledger_plugins()) == {"xrp-paychan", "ilp-plugin-xrp-paychan"}
+    assert set(hooks.ilptx_ledger_plugins()) == {"xrp-paychan", "ilp-plugin-xrp-paychan", "xrp-asym-client",
+                                                 "ilp-plugin-xrp-asym-client"}
+    assert hooks.ilptx_ledger_plugins()["xrp-paychan"] is hooks.xrp_paychan_plugin
 
 
 def test_connect_creates_a_channel_with_the_js_key_and_options():

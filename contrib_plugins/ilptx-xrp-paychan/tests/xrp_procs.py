@@ -118,12 +118,12 @@ class JsPlugin:
     """``node tests/js/run_js_plugin.js <config>``: one ilp-plugin-xrp-paychan 2.4.1; its JSON events (stdout) are
     collected by a thread into :attr:`events`; :meth:`command` writes one command line; stderr goes to a log."""
 
-    def __init__(self, node: str, config: dict) -> None:
+    def __init__(self, node: str, config: dict, script: str = "run_js_plugin.js") -> None:
         import threading
 
         self.dir = Path(tempfile.mkdtemp(prefix="ilptx-xrp-js-"))
         self.log = open(self.dir / "err.log", "wb")
-        self.proc = subprocess.Popen([node, str(TESTS / "js" / "run_js_plugin.js"), json.dumps(config)],
+        self.proc = subprocess.Popen([node, str(TESTS / "js" / script), json.dumps(config)],
                                      cwd=TESTS / "js", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=self.log, env={**os.environ, "DEBUG": os.environ.get("XRP_JS_DEBUG", "")})
         self.events: list = []

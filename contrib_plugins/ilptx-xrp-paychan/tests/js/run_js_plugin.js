@@ -7,36 +7,16 @@
 // {"id":N,"cmd":"stream","spsp":"http://...","chunks":["...",...]} (a STREAM payment of the chunks in turn, sendMoney
 // of each chunk once it has been delivered), {"id":N,"cmd":"info"} (the plugin's channels), {"id":N,"cmd":"quit"}.
 'use strict'
-const http = require('http')
 const readline = require('readline')
 const PluginXrpPaychan = require('ilp-plugin-xrp-paychan')
 const StoreMemory = require('ilp-store-memory')
-const { createServer, createConnection } = require('ilp-protocol-stream')
-const { DataAndMoneyStream } = require('ilp-protocol-stream/dist/src/stream')
-
-// ilp-protocol-stream 2.7.1 assigns `this.closed` on its Duplex; Node >= 18 made Readable#closed a getter, so every
-// new stream throws. Same fix as tests/interop/stream-shim.js of ilptx: an own accessor that shadows the getter.
-if (!Object.prototype.hasOwnProperty.call(DataAndMoneyStream.prototype, 'closed')) {
-  const CLOSED = Symbol('closed')
-  Object.defineProperty(DataAndMoneyStream.prototype, 'closed', {
-    configurable: true, get () { return this[CLOSED] === true }, set (value) { this[CLOSED] = Boolean(value) }
-  })
-}
+const { createConnection } = require('ilp-protocol-stream')
+const { serveSpsp, getJson } = require('./stream_common')
 
 const cfg = JSON.parse(process.argv[2])
 const out = (o) => process.stdout.write(JSON.stringify(o) + '\n')
 const say = (level) => (...a) => console.error(level, ...a.map(x => typeof x === 'string' ? x : JSON.stringify(x)))
 const log = { debug () {}, trace () {}, info: say('info'), warn: say('warn'), error: say('error') }
-
-function getJson (url) {
-  return new Promise((resolve, reject) => {
-    http.get(url, { headers: { accept: 'application/spsp4+json' } }, (res) => {
-      let body = ''
-      res.on('data', (c) => { body += c })
-      res.on('end', () => { try { resolve(JSON.parse(body)) } catch (e) { reject(e) } })
-    }).on('error', reject)
-  })
-}
 
 async function main () {
   const plugin = new PluginXrpPaychan({
@@ -50,24 +30,7 @@ async function main () {
   plugin.registerMoneyHandler(async (amount) => out({ event: 'money', amount: amount.toString() }))
   await plugin.connect()
   out({ event: 'connected' })
-  if (cfg.spspPort) {
-    const server = await createServer({ plugin })
-    let total = 0n
-    server.on('connection', (connection) => {
-      connection.on('stream', (stream) => {
-        stream.setReceiveMax('100000000000000')
-        stream.on('money', (amount) => {
-          total += BigInt(amount)
-          out({ event: 'received', total: total.toString() })
-        })
-      })
-    })
-    http.createServer((req, res) => {
-      const { destinationAccount, sharedSecret } = server.generateAddressAndSecret()
-      res.setHeader('Content-Type', 'application/spsp4+json')
-      res.end(JSON.stringify({ destination_account: destinationAccount, shared_secret: sharedSecret.toString('base64') }))
-    }).listen(cfg.spspPort, '127.0.0.1', () => out({ event: 'spsp', port: cfg.spspPort }))
-  }
+  if (cfg.spspPort) await serveSpsp(plugin, cfg.spspPort, out)
   const commands = readline.createInterface({ input: process.stdin })
   for await (const line of commands) {
     const c = JSON.parse(line)
