@@ -51,8 +51,8 @@ import ilptx
 
 __all__ = ["ILPTX_ROOT", "TWISTD", "TWISTD_CLEAN_SHUTDOWN", "free_port", "free_ports", "wait_for_port", "Process",
            "twistd_connector", "start_connector", "assert_clean_twistd_stop", "install_distribution", "until",
-           "LogLines", "PUBLIC_PLUGIN_API", "distribution_problems", "ilptx_imports", "undocumented_tests",
-           "repeated_test_modules"]
+           "LogLines", "die", "CRASH_POINTS", "run_crash_child", "PUBLIC_PLUGIN_API", "distribution_problems",
+           "module_imports", "ilptx_imports", "undocumented_tests", "repeated_test_modules"]
 
 #: The directory holding the ``ilptx`` package that is imported (the source tree, or site-packages).
 #: twistd runs there, so it finds this ilptx and its ``twisted/plugins/ilpconnector.py`` dropin.
@@ -291,22 +291,96 @@ def distribution_problems(package: Path, tests: Path) -> list[str]:
             + [f"{m}: more than one test module of that name" for m in repeated_test_modules(tests)])
 
 
+def die(where: str) -> None:
+    """Print ``KILLED <where>`` and SIGKILL this process (a crash at that point: nothing after
+    it runs, no cleanup). For crash children (:func:`run_crash_child`)."""
+    print(f"KILLED {where}", flush=True)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+#: The framework's kill points (see :mod:`ilptx.settlement.engine`) by name, for
+#: :func:`run_crash_child`: ``before-record`` (a verified claim arrived, not yet recorded),
+#: ``after-sign`` (a claim signed, not yet recorded); and ``in-handler`` (the credit recorded, the
+#: money handler called, the balance not yet written), which run_crash_child makes itself.
+CRASH_POINTS = {
+    "before-record": ("credits", "prepare", "before recording the credit"),
+    "after-sign": ("outgoing_claim", "set_if_max", "after signing, before recording the claim"),
+}
+
+
+def run_crash_child(make_plugin: Callable, cfg: dict, kill_at: Optional[Callable] = None) -> None:
+    """The body of a crash child: one settling plugin in its own process that SIGKILLs itself at
+    one step, for kill -9 tests. Logs to stdout; runs the reactor until it dies or is stopped.
+
+    :param make_plugin: ``make_plugin(cfg, services) -> SettlingPlugin`` (``services`` from
+        :func:`ilptx.testing.plugin_services` on a SQLite store at ``cfg["path"]``).
+    :param cfg: ``{"role", "path", "kill_at": a CRASH_POINTS name or another, "pay": [amount, key] | None}``.
+    :param kill_at: ``kill_at(plugin, cfg)`` installs a plugin-specific kill point (for names
+        not in :data:`CRASH_POINTS`).
+
+    It prints ``CONNECTED`` once connected, ``CREDITED <amount> balance <n>`` for each credit (the
+    money handler adjusts store balance ``"balance"``), ``PAID`` or ``QUEUED <error>`` for
+    ``cfg["pay"]``, and ``KILLED <where>`` (:func:`die`). SIGTERM disconnects the plugin first."""
+    from twisted.internet import reactor
+    from twisted.logger import globalLogBeginner, textFileLogObserver
+
+    from ilptx.stores.sqlite import SqliteStore
+    from ilptx.testing import plugin_services
+
+    globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+
+    @inlineCallbacks
+    def main():
+        store = SqliteStore(cfg["path"], reactor=reactor)
+        yield store.open()
+        plugin = make_plugin(cfg, plugin_services(reactor, account_id=cfg["role"], store=store))
+
+        def credited(amount):
+            if cfg["kill_at"] == "in-handler":
+                die("in the money handler")
+            return store.adjust("balance", -amount).addCallback(
+                lambda state: print("CREDITED %d balance %d" % (amount, state.balance), flush=True))
+
+        plugin.register_money_handler(credited)
+        plugin.register_data_handler(lambda data: b"")
+        if cfg["kill_at"] in CRASH_POINTS:
+            part, method, where = CRASH_POINTS[cfg["kill_at"]]
+            setattr(getattr(plugin.settlement, part), method, lambda *args, **kwargs: die(where))
+        elif kill_at is not None:
+            kill_at(plugin, cfg)
+        reactor.addSystemEventTrigger("before", "shutdown",
+                                      lambda: plugin.disconnect().addBoth(lambda _: store.close()))
+        yield plugin.connect()
+        print("CONNECTED", flush=True)
+        if cfg["pay"]:
+            plugin.send_money(*cfg["pay"]).addCallbacks(lambda _: print("PAID", flush=True),
+                                                        lambda f: print("QUEUED", f.getErrorMessage(), flush=True))
+
+    reactor.callWhenRunning(main)
+    reactor.run()
+
+
 def _parsed(path: Path) -> ast.AST:
     return ast.parse(path.read_text(encoding="utf-8"))
 
 
-def ilptx_imports(package: Path) -> set[tuple[str, str]]:
-    """:returns: ``{(file name, module)}`` of every absolute import of ``ilptx`` or ``ilptx.*``
-    in the ``*.py`` files under ``package``: a plugin distribution's meta test checks that they
-    are all in the public API it documents."""
+def module_imports(package: Path) -> set[tuple[str, str]]:
+    """:returns: ``{(file name, module)}`` of every absolute import in the ``*.py`` files under
+    ``package`` (``import a.b`` and ``from a.b import c`` give ``a.b``; relative imports are left out)."""
     found = set()
     for path in Path(package).rglob("*.py"):
         for node in ast.walk(_parsed(path)):
             names = ([a.name for a in node.names] if isinstance(node, ast.Import)
                      else [node.module] if isinstance(node, ast.ImportFrom) and node.module and not node.level
                      else [])
-            found |= {(path.name, n) for n in names if n == "ilptx" or n.startswith("ilptx.")}
+            found |= {(path.name, n) for n in names}
     return found
+
+
+def ilptx_imports(package: Path) -> set[tuple[str, str]]:
+    """:returns: the :func:`module_imports` of ``ilptx`` or ``ilptx.*`` under ``package``: a plugin
+    distribution's meta test checks that they are all in the public API it documents."""
+    return {(name, m) for name, m in module_imports(package) if m == "ilptx" or m.startswith("ilptx.")}
 
 
 def _test_modules(tests: Path) -> list[Path]:

@@ -39,60 +39,32 @@ TIMEOUT = 20  # seconds; only ever reached when something is broken
 #: argv: a JSON object {role, path, port, seed, channel, kill_at, pay}. Runs one settling plugin (payer: listens,
 #: payee: dials) on the reference module; the money handler adjusts balance "balance" in the store and prints it.
 CHILD = r"""
-import json, os, signal, sys
+import json, sys
 sys.path.insert(0, "tests/unit/settlement")
-from twisted.internet import defer, reactor
-from twisted.logger import globalLogBeginner, textFileLogObserver
 from ed25519_channel import module_factory
 from ilptx.settlement.plugin import settling_plugin_factory
-from ilptx.stores.sqlite import SqliteStore
-from ilptx.testing import FakeChannel, FakeLedger, plugin_services
+from ilptx.testing import FakeChannel, FakeLedger
+from ilptx.testing_procs import die, run_crash_child
 
 cfg = json.loads(sys.argv[1])
-globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+ledger = FakeLedger()
+ledger.channels[cfg["channel"]["id"]] = FakeChannel(**cfg["channel"])
 
-def die(where, *args, **kwargs):
-    print(f"KILLED {where}", flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-@defer.inlineCallbacks
-def main():
-    ledger = FakeLedger()
-    ledger.channels[cfg["channel"]["id"]] = FakeChannel(**cfg["channel"])
-    store = SqliteStore(cfg["path"], reactor=reactor)
-    yield store.open()
+def make_plugin(cfg, services):
     if cfg["role"] == "payee":
         btp = {"server": "btp+ws://payee:s@127.0.0.1:%d/" % cfg["port"], "reconnectIntervals": [100]}
     else:
         btp = {"listener": {"port": cfg["port"], "host": "127.0.0.1", "secret": "s"}}
     factory = settling_plugin_factory(module_factory(ledger))
-    plugin = factory({**btp, "seed": cfg["seed"], "channelWatcherInterval": 0, "responseTimeout": 2000},
-                     account_id=cfg["role"], services=plugin_services(reactor, account_id=cfg["role"], store=store))
-    kill_at, settlement = cfg["kill_at"], plugin.settlement
+    return factory({**btp, "seed": cfg["seed"], "channelWatcherInterval": 0, "responseTimeout": 2000},
+                   account_id=cfg["role"], services=services)
 
-    def credited(amount):
-        if kill_at == "in-handler":
-            die("in the money handler")
-        return store.adjust("balance", -amount).addCallback(
-            lambda state: print("CREDITED %d balance %d" % (amount, state.balance), flush=True))
-
-    plugin.register_money_handler(credited)
-    plugin.register_data_handler(lambda data: b"")
-    if kill_at == "before-record":
-        settlement.credits.prepare = lambda *args, **kwargs: die("before recording the credit")
-    if kill_at == "after-sign":
-        settlement.outgoing_claim.set_if_max = lambda *args: die("after signing, before recording the claim")
-    if kill_at == "after-ack":
+def after_ack(plugin, cfg):
+    if cfg["kill_at"] == "after-ack":
         send = plugin.module.send_claim
         plugin.module.send_claim = lambda claim: send(claim).addCallback(lambda _: die("after the ack"))
-    yield plugin.connect()
-    print("CONNECTED", flush=True)
-    if cfg["pay"]:
-        plugin.send_money(*cfg["pay"]).addCallbacks(lambda _: print("PAID", flush=True),
-                                                    lambda f: print("QUEUED", f.getErrorMessage(), flush=True))
 
-reactor.callWhenRunning(main)
-reactor.run()
+run_crash_child(make_plugin, cfg, after_ack)
 """
 
 

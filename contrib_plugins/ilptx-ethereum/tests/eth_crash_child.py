@@ -1,59 +1,24 @@
-"""One ethereum settling plugin in a child process, for test_eth_crash.py: it SIGKILLs itself at one step.
+"""One ethereum settling plugin in a child process, for test_eth_crash.py: it SIGKILLs itself at one step
+(:func:`ilptx.testing_procs.run_crash_child`).
 
 argv[1]: JSON {role: "payer"|"payee", path (SQLite), port, key, url, contract, kill_at, pay: [amount, key] | null}.
 The payee dials the test's listener, the payer too (both as BTP clients). stdout: the log, plus CONNECTED,
 CREDITED <amount> balance <n>, PAID / QUEUED, KILLED <where>."""
 
 import json
-import os
-import signal
 import sys
 
-from twisted.internet import defer, reactor
-from twisted.logger import globalLogBeginner, textFileLogObserver
-
-from ilptx.stores.sqlite import SqliteStore
-from ilptx.testing import plugin_services
+from ilptx.testing_procs import run_crash_child
 
 from ilptx_ethereum.hooks import ethereum_plugin
 
-cfg = json.loads(sys.argv[1])
-globalLogBeginner.beginLoggingTo([textFileLogObserver(sys.stdout)], redirectStandardIO=False)
+
+def make_plugin(cfg, services):
+    return ethereum_plugin({"server": "btp+ws://%s:s@127.0.0.1:%d/" % (cfg["role"], cfg["port"]),
+                            "reconnectIntervals": [100], "responseTimeout": 5000, "channelWatcherInterval": 0,
+                            "ethereumPrivateKey": cfg["key"], "ethereumProvider": cfg["url"],
+                            "contractAddress": cfg["contract"], "outgoingChannelAmount": 2_000_000},
+                           account_id=cfg["role"], services=services)
 
 
-def die(where, *args, **kwargs):
-    print(f"KILLED {where}", flush=True)
-    os.kill(os.getpid(), signal.SIGKILL)
-
-
-@defer.inlineCallbacks
-def main():
-    store = SqliteStore(cfg["path"], reactor=reactor)
-    yield store.open()
-    plugin = ethereum_plugin({"server": "btp+ws://%s:s@127.0.0.1:%d/" % (cfg["role"], cfg["port"]),
-                              "reconnectIntervals": [100], "responseTimeout": 5000, "channelWatcherInterval": 0,
-                              "ethereumPrivateKey": cfg["key"], "ethereumProvider": cfg["url"],
-                              "contractAddress": cfg["contract"], "outgoingChannelAmount": 2_000_000},
-                             account_id=cfg["role"], services=plugin_services(reactor, account_id=cfg["role"],
-                                                                              store=store))
-    settlement = plugin.settlement
-
-    def credited(amount):
-        return store.adjust("balance", -amount).addCallback(
-            lambda state: print("CREDITED %d balance %d" % (amount, state.balance), flush=True))
-
-    plugin.register_money_handler(credited)
-    plugin.register_data_handler(lambda data: b"")
-    if cfg["kill_at"] == "before-record":
-        settlement.credits.prepare = lambda *args, **kwargs: die("before recording the credit")
-    if cfg["kill_at"] == "after-sign":
-        settlement.outgoing_claim.set_if_max = lambda *args: die("after signing, before recording the claim")
-    yield plugin.connect()
-    print("CONNECTED", flush=True)
-    if cfg["pay"]:
-        plugin.send_money(*cfg["pay"]).addCallbacks(lambda _: print("PAID", flush=True),
-                                                    lambda f: print("QUEUED", f.getErrorMessage(), flush=True))
-
-
-reactor.callWhenRunning(main)
-reactor.run()
+run_crash_child(make_plugin, json.loads(sys.argv[1]))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import itertools
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,17 +77,10 @@ def new_wallet():
 @pytest.fixture
 def warnings():
     """Formatted log lines of level warn or above, while the test runs."""
-    from twisted.logger import formatEvent, globalLogPublisher
+    from ilptx.testing_procs import LogLines
 
-    lines: list = []
-
-    def observe(event):
-        if event.get("log_level") is not None and event["log_level"].name in ("warn", "error", "critical"):
-            lines.append(formatEvent(event))
-
-    globalLogPublisher.addObserver(observe)
-    yield lines
-    globalLogPublisher.removeObserver(observe)
+    with LogLines() as lines:
+        yield lines
 
 
 JS_DIR = Path(__file__).resolve().parent / "js"
@@ -128,10 +120,7 @@ def installed(tmp_path_factory) -> Path:
     """This distribution installed by pip into a directory of its own (no dependencies: they are in this venv)."""
     from xrp_procs import PACKAGE
 
-    target, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "ilptx-xrp-paychan"
-    shutil.copytree(PACKAGE, source, ignore=shutil.ignore_patterns("tests", "build", "*.egg-info", "__pycache__"))
-    done = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target", str(target),
-                           str(source)], capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, f"pip install {PACKAGE} failed:\n{done.stdout}\n{done.stderr}"
-    assert "xrp-paychan = ilptx_xrp_paychan.hooks" in next(target.glob("*.dist-info/entry_points.txt")).read_text()
-    return target
+    from ilptx.testing_procs import install_distribution
+
+    return install_distribution(PACKAGE, tmp_path_factory.mktemp("site"),
+                                entry_point="xrp-paychan = ilptx_xrp_paychan.hooks")

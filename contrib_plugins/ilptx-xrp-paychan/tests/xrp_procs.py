@@ -6,80 +6,27 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import pytest_twisted
-from twisted.internet import reactor
-from twisted.internet.defer import maybeDeferred
-from twisted.internet.task import deferLater
+from ilptx.testing_procs import ILPTX_ROOT, Process, free_ports, twistd_connector, until  # noqa: F401
 
 TESTS = Path(__file__).resolve().parent
 PACKAGE = TESTS.parent
-ILPTX_TREE = TESTS.parents[2]  # twistd runs from the ilptx source tree (its dropin, ilptx)
-TWISTD = [sys.executable, "-c", "import sys; from twisted.scripts.twistd import run; sys.exit(run())"]
+ILPTX_TREE = ILPTX_ROOT  # twistd and the ilptx CLI run there (this ilptx, its dropin)
 
 
-def free_ports(count: int = 1) -> list:
-    """:returns: ``count`` distinct TCP ports on 127.0.0.1 that were free a moment ago."""
-    held = [socket.socket() for _ in range(count)]
-    try:
-        for s in held:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in held]
-    finally:
-        for s in held:
-            s.close()
+class Child(Process):
+    """A child process (:class:`ilptx.testing_procs.Process`) whose :meth:`output` is everything it printed: the
+    tests search it for the lines they wait for."""
 
-
-class Child:
-    """A child process, stdout + stderr in a log file, stopped by its PID."""
-
-    def __init__(self, argv: list, *, env: dict = None, cwd: Path = ILPTX_TREE, prefix: str = "ilptx-xrp-") -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=prefix))
-        self.log = open(self.dir / "out.log", "wb")
-        self.proc = subprocess.Popen(argv, cwd=cwd, env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})},
-                                     stdin=subprocess.DEVNULL, stdout=self.log, stderr=subprocess.STDOUT)
+    def __init__(self, argv: list, *, env: dict = None, cwd: Path = None, prefix: str = "") -> None:
+        super().__init__(argv, env, cwd=cwd)
 
     def output(self) -> str:
-        self.log.flush()
-        return (self.dir / "out.log").read_text(errors="replace")
-
-    def wait_for_ports(self, *ports: int, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        for port in ports:
-            while True:
-                assert self.proc.poll() is None, f"{self.proc.args[-1]} exited with {self.proc.returncode}:\n" \
-                                                 f"{self.output()}"
-                with socket.socket() as s:
-                    if s.connect_ex(("127.0.0.1", port)) == 0:
-                        break
-                assert time.monotonic() < deadline, f"port {port} did not open:\n{self.output()}"
-                time.sleep(0.05)
-
-    def stop(self, sig: int = signal.SIGTERM) -> int:
-        """Send ``sig`` and wait for the exit. :raises AssertionError: still running after 60 s (killed, with
-        its output)."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            try:
-                self.proc.wait(60)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-                raise AssertionError(f"{self.proc.args[-1]:.80} did not stop within 60 s:\n{self.output()}") from None
-        return self.proc.returncode
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.log.close()
+        return self.full_output()
 
 
 def start_double(port: int, funds: dict, close_interval: float = 0.25) -> Child:
@@ -93,25 +40,12 @@ def start_double(port: int, funds: dict, close_interval: float = 0.25) -> Child:
     return double
 
 
-def start_connector(config: dict, site: Path) -> Child:
+def start_connector(config: dict, site: Path) -> Process:
     """``twistd -n ilpconnector --config <json of config>`` with ``site`` (this distribution, pip-installed)
-    first on the path."""
+    first on the path (:func:`ilptx.testing_procs.twistd_connector`)."""
     work = Path(tempfile.mkdtemp(prefix="ilptx-xrp-config-"))
     (work / "connector.json").write_text(json.dumps(config))
-    return Child(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", "--config", str(work / "connector.json")],
-                 env={"PYTHONPATH": os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)},
-                 prefix="ilptx-xrp-twistd-")
-
-
-@pytest_twisted.inlineCallbacks
-def until(predicate, what: str, timeout: float = 60.0):
-    """Poll ``predicate()`` (a truth value or a Deferred of one) every 100 ms on the real reactor.
-    :raises AssertionError: not true within ``timeout`` seconds (naming ``what``)."""
-    for _ in range(int(timeout / 0.1)):
-        if (yield maybeDeferred(predicate)):
-            return
-        yield deferLater(reactor, 0.1, lambda: None)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+    return twistd_connector(["--config", str(work / "connector.json")], site=site)
 
 
 class JsPlugin:
