@@ -126,11 +126,11 @@ def test_prepares_to_a_peer_that_never_reads_drop_it_and_fail_t01(processes, tmp
     pid = connector.proc.pid
     tls = ssl.create_default_context(cafile=pki.ca_cert) if pki is not None else None
     reader = login(ports["slow"], "slow-secret", receive_buffer=4096, tls=tls)  # the kernel holds little for it
-    sender = login(ports["fast"], "fast-secret", timeout=20)
+    sender = login(ports["fast"], "fast-secret", timeout=60)
     before = rss(pid)
     fulfillment = b"\x11" * 32
     condition = hashlib.sha256(fulfillment).digest()
-    expiry = datetime.now(timezone.utc) + timedelta(seconds=60)
+    expiry = datetime.now(timezone.utc) + timedelta(seconds=180)
     count = 1200  # ~10 MB of Prepares for the peer that does not read
     started = time.monotonic()
     for rid in range(1, count + 1):
@@ -138,14 +138,14 @@ def test_prepares_to_a_peer_that_never_reads_drop_it_and_fail_t01(processes, tmp
             Prepare(1, expiry, condition, "test.bp.slow.x", bytes(8 * 1024)))))
     answers = {}
     while len(answers) < count:
-        rid, answer = ilp_answer(sender)  # the 20 s socket timeout: long before the 60 s expiry
+        rid, answer = ilp_answer(sender)  # the 60 s socket timeout: long before the 180 s expiry
         answers[rid] = answer
     elapsed = time.monotonic() - started
     peak = rss(pid)
     assert all(type(a) is Reject for a in answers.values())
     codes = {a.code for a in answers.values()}
     assert codes == {"T01"}, codes  # as for any closed connection
-    assert elapsed < 10, elapsed
+    assert elapsed < 90, elapsed  # rejected as the link dropped, not held until the 180 s expiry (a loaded machine is slow)
     out = connector.full_output()
     dropped = re.findall(r"slow: dropping the BTP connection .* (\d+) bytes queued beyond", out)
     assert len(dropped) == 1 and int(dropped[0]) <= MAX_UNSENT, connector.output()  # the cap held
