@@ -12,7 +12,7 @@ PY      = $(VENV)/bin/python
 # and tested in its own pytest run (its own rootdir and config: test module names may repeat).
 CONTRIB = $(wildcard contrib_plugins/*/)
 
-.PHONY: run test test-pypy lint install install-test npm bench clean
+.PHONY: run test test-pypy system-deps lint install install-test npm bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -33,7 +33,12 @@ npm:
 run: install
 	$(VENV)/bin/twistd --nodaemon --pidfile= ilpconnector $(if $(CONFIG),--config $(CONFIG))
 
-test: install-test npm
+# tools/install-system-deps.sh: what pip and npm cannot install (apt packages, the regtest network),
+# only when missing
+system-deps:
+	bash tools/install-system-deps.sh
+
+test: system-deps install-test npm
 	$(PY) -m pytest
 	for d in $(CONTRIB); do $(PY) -m pytest -c "$${d}pyproject.toml" --rootdir "$$d" "$${d}tests" || exit 1; done
 
