@@ -282,6 +282,8 @@ class _Stream:
 def _split(amount: int, caps: dict) -> dict:
     """Split ``amount`` (at most ``sum(caps)``) in proportion to ``caps``, largest remainders
     first, so no part exceeds its cap and the parts add up to ``amount``."""
+    if len(caps) == 1:
+        return {sid: amount for sid in caps}
     total = sum(caps.values())
     parts = {sid: amount * cap // total for sid, cap in caps.items()}
     rest = amount - sum(parts.values())
@@ -429,6 +431,7 @@ class SendState:
         self._strikes: dict[str, int] = {}
         #: the packets in flight, by STREAM sequence
         self._flights: dict[int, _Flight] = {}
+        self._minimum_cache: tuple = (None, 0)
         self._pending_error: Optional[StreamPaymentError] = None
 
     # -- per-stream views, for the single-stream callers ---------------------------------------------
@@ -492,8 +495,9 @@ class SendState:
             amount = min(sum(caps.values()), self.window, self.max_packet_amount)
             split = {sid: part for sid, part in _split(amount, caps).items() if part > 0}
             money = [StreamMoney(sid, 1 if len(split) == 1 else part) for sid, part in split.items()]
-            return self._send(amount, self._minimum_destination(amount),
-                              money + self._data_frames() + self._stream_closes(), fulfillable=True, split=split)
+            if not self.windowed:  # (windowed: one stream, no data, not done while it sends money)
+                money += self._data_frames() + self._stream_closes()
+            return self._send(amount, self._minimum_destination(amount), money, fulfillable=True, split=split)
         if self._phase == "data":
             if all(st.acked >= len(st.data) for st in self.streams.values()):
                 self._phase = "close"
@@ -546,7 +550,10 @@ class SendState:
         return frames
 
     def _minimum_destination(self, amount: int) -> int:
-        return max(0, _floor(amount * self.exchange_rate * (1 - self.slippage)))
+        key = (amount, self.exchange_rate)
+        if self._minimum_cache[0] != key:  # most packets have the same amount
+            self._minimum_cache = (key, max(0, _floor(amount * self.exchange_rate * (1 - self.slippage))))
+        return self._minimum_cache[1]
 
     def _money_caps(self) -> Optional[dict]:
         """What each stream that still needs money may get: its need, less if the receiver's
