@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import signal
 import socket
@@ -59,6 +61,19 @@ def payer_packets(admin_port: int) -> int:
         if line.startswith("ilp_connector_incoming_ilp_packets{") and 'account="payer"' in line:
             total += int(float(line.rsplit(" ", 1)[1]))
     return total
+
+
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def js_receiver(node: str, uplink: str, amount: int):
@@ -141,6 +156,7 @@ def main() -> None:
                 for name in ("ilptx", "ilp-protocol-stream"):
                     receiver, credentials = js_receiver(node, f"btp+ws://:shop@127.0.0.1:{shop}", args.amount)
                     before = payer_packets(admin)
+                    connector_cpu, reaped_cpu = process_cpu(connector.pid), children_cpu()
                     uplink = f"btp+ws://:payer@127.0.0.1:{payer}"
                     if name == "ilptx":
                         outcome = run_ilptx_sender(uplink, credentials["destination"], credentials["secret"],
@@ -148,17 +164,26 @@ def main() -> None:
                     else:
                         outcome = run_js_sender(node, uplink, credentials["destination"], credentials["secret"],
                                                 args.amount)
+                    sender_cpu = children_cpu() - reaped_cpu  # the sender has exited and been reaped
                     received = json.loads(receiver.stdout.readline())
                     receiver.wait(30)
+                    receiver_cpu = children_cpu() - reaped_cpu - sender_cpu
+                    connector_cpu = process_cpu(connector.pid) - connector_cpu
                     packets = payer_packets(admin) - before
                     seconds = outcome["seconds"]
                     results[name] = {"sent": outcome["sent"], "received": int(received["received"]),
                                      "packets": packets, "seconds": round(seconds, 3),
                                      "packets_per_second": round(packets / seconds),
-                                     "units_per_second": round(int(received["received"]) / seconds)}
+                                     "units_per_second": round(int(received["received"]) / seconds),
+                                     # CPU per packet of each process, µs (the receiver's includes its start-up)
+                                     "cpu_us_per_packet": {
+                                         "sender": round(sender_cpu / packets * 1e6),
+                                         "connector": round(connector_cpu / packets * 1e6),
+                                         "receiver": round(receiver_cpu / packets * 1e6)}}
                     r = results[name]
                     print(f"round {round_number} {name:>20}: {r['received']} units received in {r['seconds']} s, "
-                          f"{packets} packets: {r['packets_per_second']} packets/s, {r['units_per_second']} units/s",
+                          f"{packets} packets: {r['packets_per_second']} packets/s, {r['units_per_second']} units/s; "
+                          "CPU µs per packet: " + ", ".join(f"{k} {v}" for k, v in r["cpu_us_per_packet"].items()),
                           flush=True)
                 ratio = results["ilp-protocol-stream"]["seconds"] / results["ilptx"]["seconds"]
                 print(f"round {round_number}: ilptx {ratio:.2f} x as fast as ilp-protocol-stream 2.7.1", flush=True)
