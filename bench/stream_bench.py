@@ -6,15 +6,21 @@ Both pay the same JS receiver (tests/interop/stream_receive.js) through the same
 many packets. Packets are counted by the connector (``ilp_connector_incoming_ilp_packets``
 of the payer account, from the admin API's /metrics), so both senders are measured alike.
 
-    python bench/stream_bench.py [--amount 1000000000] [--max-packet 100000]
+    python bench/stream_bench.py [--amount 1000000000] [--max-packet 100000] [--rounds 3]
+                                 [--max-in-flight 16]
 
-Needs ``npm ci`` in tests/interop. Prints one line per sender and a JSON line with both.
+Needs ``npm ci`` in tests/interop. The senders take turns (ilptx, then the reference, ``--rounds``
+times); it prints one line per payment, then the speed ratio (the reference's seconds over
+ilptx's, per round and over all rounds) and a JSON line with everything. Exit status 1 if any
+payment did not deliver every unit. A benchmark, not a test: nothing asserts a speed.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import shutil
 import signal
 import socket
@@ -57,6 +63,19 @@ def payer_packets(admin_port: int) -> int:
     return total
 
 
+def children_cpu() -> float:
+    """CPU seconds (user + system) of the child processes reaped so far."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of a running process, from /proc/<pid>/stat."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def js_receiver(node: str, uplink: str, amount: int):
     proc = subprocess.Popen([node, str(INTEROP / "stream_receive.js"), "--uplink", uplink, "--expect", str(amount),
                              "--timeout", "600000"], stdout=subprocess.PIPE, text=True, cwd=REPO)
@@ -64,7 +83,7 @@ def js_receiver(node: str, uplink: str, amount: int):
     return proc, credentials
 
 
-def run_ilptx_sender(payer_uplink: str, destination: str, secret: str, amount: int) -> dict:
+def run_ilptx_sender(payer_uplink: str, destination: str, secret: str, amount: int, max_in_flight: int) -> dict:
     code = f"""
 import base64, json, sys, time
 from twisted.internet import task, defer
@@ -76,7 +95,8 @@ def main(reactor):
     plugin = BtpPlugin({{"server": {payer_uplink!r}}}, account_id="payer", reactor=reactor)
     yield plugin.connect()
     started = time.monotonic()
-    result = yield send_payment(plugin, {destination!r}, base64.b64decode({secret!r}), {amount}, clock=reactor)
+    result = yield send_payment(plugin, {destination!r}, base64.b64decode({secret!r}), {amount}, clock=reactor,
+                                 max_in_flight={max_in_flight})
     elapsed = time.monotonic() - started
     print(json.dumps({{"sent": result.sent, "delivered": result.delivered, "seconds": elapsed}}))
     yield plugin.disconnect()
@@ -106,6 +126,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--amount", type=int, default=10**9)
     parser.add_argument("--max-packet", type=int, default=100000)
+    parser.add_argument("--rounds", type=int, default=3, help="ilptx then the reference, this many times")
+    parser.add_argument("--max-in-flight", type=int, default=16, help="ilptx's window cap (packets)")
     args = parser.parse_args()
     node = shutil.which("node")
     if node is None or not (INTEROP / "node_modules" / "ilp-protocol-stream").is_dir():
@@ -128,27 +150,54 @@ def main() -> None:
             wait_port(shop)
             wait_port(payer)
             wait_port(admin)
-            results = {}
-            for name in ("ilptx", "ilp-protocol-stream"):
-                receiver, credentials = js_receiver(node, f"btp+ws://:shop@127.0.0.1:{shop}", args.amount)
-                before = payer_packets(admin)
-                uplink = f"btp+ws://:payer@127.0.0.1:{payer}"
-                if name == "ilptx":
-                    outcome = run_ilptx_sender(uplink, credentials["destination"], credentials["secret"], args.amount)
-                else:
-                    outcome = run_js_sender(node, uplink, credentials["destination"], credentials["secret"],
-                                            args.amount)
-                received = json.loads(receiver.stdout.readline())
-                receiver.wait(30)
-                packets = payer_packets(admin) - before
-                seconds = outcome["seconds"]
-                results[name] = {"sent": outcome["sent"], "received": int(received["received"]), "packets": packets,
-                                 "seconds": round(seconds, 3), "packets_per_second": round(packets / seconds),
-                                 "units_per_second": round(int(received["received"]) / seconds)}
-                r = results[name]
-                print(f"{name:>20}: {r['received']} units received in {r['seconds']} s, {packets} packets: "
-                      f"{r['packets_per_second']} packets/s, {r['units_per_second']} units/s", flush=True)
-            print(json.dumps({"amount": args.amount, "maxPacketAmount": args.max_packet, "results": results}))
+            rounds = []
+            for round_number in range(1, args.rounds + 1):
+                results = {}
+                for name in ("ilptx", "ilp-protocol-stream"):
+                    receiver, credentials = js_receiver(node, f"btp+ws://:shop@127.0.0.1:{shop}", args.amount)
+                    before = payer_packets(admin)
+                    connector_cpu, reaped_cpu = process_cpu(connector.pid), children_cpu()
+                    uplink = f"btp+ws://:payer@127.0.0.1:{payer}"
+                    if name == "ilptx":
+                        outcome = run_ilptx_sender(uplink, credentials["destination"], credentials["secret"],
+                                                   args.amount, args.max_in_flight)
+                    else:
+                        outcome = run_js_sender(node, uplink, credentials["destination"], credentials["secret"],
+                                                args.amount)
+                    sender_cpu = children_cpu() - reaped_cpu  # the sender has exited and been reaped
+                    received = json.loads(receiver.stdout.readline())
+                    receiver.wait(30)
+                    receiver_cpu = children_cpu() - reaped_cpu - sender_cpu
+                    connector_cpu = process_cpu(connector.pid) - connector_cpu
+                    packets = payer_packets(admin) - before
+                    seconds = outcome["seconds"]
+                    results[name] = {"sent": outcome["sent"], "received": int(received["received"]),
+                                     "packets": packets, "seconds": round(seconds, 3),
+                                     "packets_per_second": round(packets / seconds),
+                                     "units_per_second": round(int(received["received"]) / seconds),
+                                     # CPU per packet of each process, µs (the receiver's includes its start-up)
+                                     "cpu_us_per_packet": {
+                                         "sender": round(sender_cpu / packets * 1e6),
+                                         "connector": round(connector_cpu / packets * 1e6),
+                                         "receiver": round(receiver_cpu / packets * 1e6)}}
+                    r = results[name]
+                    print(f"round {round_number} {name:>20}: {r['received']} units received in {r['seconds']} s, "
+                          f"{packets} packets: {r['packets_per_second']} packets/s, {r['units_per_second']} units/s; "
+                          "CPU µs per packet: " + ", ".join(f"{k} {v}" for k, v in r["cpu_us_per_packet"].items()),
+                          flush=True)
+                ratio = results["ilp-protocol-stream"]["seconds"] / results["ilptx"]["seconds"]
+                print(f"round {round_number}: ilptx {ratio:.2f} x as fast as ilp-protocol-stream 2.7.1", flush=True)
+                rounds.append(results)
+            total = {name: sum(r[name]["seconds"] for r in rounds) for name in ("ilptx", "ilp-protocol-stream")}
+            overall = total["ilp-protocol-stream"] / total["ilptx"]
+            complete = all(r[name]["received"] == r[name]["sent"] == args.amount for r in rounds for name in r)
+            print(f"all rounds: ilptx {overall:.2f} x as fast ({total['ilptx']:.3f} s vs "
+                  f"{total['ilp-protocol-stream']:.3f} s); every unit delivered: {complete}")
+            print(json.dumps({"amount": args.amount, "maxPacketAmount": args.max_packet,
+                              "maxInFlight": args.max_in_flight, "ratio": round(overall, 3),
+                              "everyUnitDelivered": complete, "rounds": rounds}))
+            if not complete:
+                raise SystemExit(1)
         finally:
             connector.send_signal(signal.SIGTERM)
             connector.wait(30)

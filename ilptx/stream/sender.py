@@ -46,7 +46,23 @@ the receiver's limit, a close), ``timeout`` (no answer, or R-errors that persist
    own ``StreamData`` frames; a stream the receiver's ``StreamMaxMoney`` stops is left behind
    while the others go on; a finished stream gets its ``StreamClose`` on the next packet.
 
-Not done (yet): several packets in flight, receipts, streams the receiver opens,
+7. **The window** (money-only payments on one stream, ``max_in_flight`` > 1): several money
+   packets in flight at once, like TCP's congestion window counted in packets. It **starts** at
+   1 packet, **grows** by 1 on each fulfilled money packet (so it doubles per round trip), up
+   to its **cap** ``max_in_flight`` (default :data:`DEFAULT_MAX_IN_FLIGHT`, 16 packets), and
+   **halves** (never below 1) on T04, on an R-code, on another T-error and on a Prepare with no
+   answer -- once per loss: rejects of packets sent before the last cut do not cut it again,
+   nor count as another try or another back-off. On F08 the packet *size* shrinks as above
+   (the window does not). Each packet's source amount is taken from the unsent pool when it is
+   sent; a Fulfill moves it to ``sent``, a Reject (or no answer) returns it to the pool, so
+   every unit is sent once and the payment never overshoots its amount. The receiver's limit
+   (``StreamMaxMoney``, the latest reply with the most received) counts the packets in
+   flight: no packet is sent that, with those in flight, would pass ``receive_max``. A back-off
+   (T04 and the other T-errors, R-codes) waits until the packets in flight have answered. With
+   data, several streams or ``max_in_flight=1`` it keeps one packet in flight, as
+   ``ilp-protocol-stream`` 2.7.1 does.
+
+Not done (yet): several packets in flight with data or several streams, receipts, streams the receiver opens,
 a connection idle timeout, re-sending after a Prepare whose outcome is unknown (a timed-out
 packet is counted as not sent, as in the reference).
 """
@@ -94,6 +110,8 @@ __all__ = [
     "DEFAULT_SLIPPAGE",
     "DEFAULT_LIQUIDITY_TIMEOUT",
     "PACKET_EXPIRY_SECONDS",
+    "DEFAULT_MAX_IN_FLIGHT",
+    "HOLD",
 ]
 
 #: The one stream the sender uses (client-initiated streams are odd).
@@ -119,6 +137,8 @@ _MAX_T_OTHER = 5
 _MAX_R = 3
 _MAX_NO_RESPONSE = 3
 _MAX_F99 = 5
+#: The window's cap: money packets in flight at once (see the module docstring, item 7).
+DEFAULT_MAX_IN_FLIGHT = 16
 #: Largest ``StreamData`` payload per packet.
 DATA_CHUNK_SIZE = 1000
 #: What a receiver's stream accepts until it advertises more (as ``ilp-protocol-stream``).
@@ -197,6 +217,27 @@ class Wait:
     seconds: float
 
 
+class _Hold:
+    """Send nothing now: wait for the outcome of a packet in flight, then ask again."""
+
+    def __repr__(self) -> str:
+        return "HOLD"
+
+
+#: What :meth:`SendState.next` returns while the window is full (or a back-off waits for the
+#: packets in flight to answer).
+HOLD = _Hold()
+
+
+@dataclass
+class _Flight:
+    """A packet in flight: what was sent, its money split, the phase it was sent in."""
+
+    send: Send
+    split: dict
+    phase: str
+
+
 @dataclass
 class _Counters:
     sent: int = 0
@@ -215,6 +256,8 @@ class _Stream:
     data: bytes
     sent: int = 0
     delivered: int = 0
+    #: source units in packets in flight (taken from the unsent pool)
+    pending: int = 0
     #: bytes of :attr:`data` the receiver has acknowledged (fulfilled packets)
     acked: int = 0
     #: bytes in the packet in flight
@@ -239,6 +282,8 @@ class _Stream:
 def _split(amount: int, caps: dict) -> dict:
     """Split ``amount`` (at most ``sum(caps)``) in proportion to ``caps``, largest remainders
     first, so no part exceeds its cap and the parts add up to ``amount``."""
+    if len(caps) == 1:
+        return {sid: amount for sid in caps}
     total = sum(caps.values())
     parts = {sid: amount * cap // total for sid, cap in caps.items()}
     rest = amount - sum(parts.values())
@@ -280,9 +325,12 @@ def _floor(value: Decimal) -> int:
 class SendState:
     """The sans-IO sender of one payment.
 
-    Drive it: ``action = state.next()`` gives a :class:`Send`, a :class:`Wait`, or ``None``
-    when finished (then :attr:`result` or :attr:`error` is set). After a :class:`Send`, report
-    exactly one of :meth:`fulfilled`, :meth:`rejected` or :meth:`no_response`.
+    Drive it: ``action = state.next()`` gives a :class:`Send`, a :class:`Wait`, :data:`HOLD`
+    (the window is full: wait for an outcome) or ``None`` when finished (then :attr:`result` or
+    :attr:`error` is set). For each :class:`Send`, report exactly one of :meth:`fulfilled`,
+    :meth:`rejected` or :meth:`no_response`, passing it as ``sent=`` when several are in flight.
+    With one packet in flight (:attr:`windowed` false), :meth:`next` raises ``RuntimeError``
+    until its outcome is reported.
 
     :param amount: source units to send (> 0).
     :param source_address: our ILP address (sent in ``ConnectionNewAddress``).
@@ -307,13 +355,17 @@ class SendState:
         stream's data goes in its own ``StreamData`` frames within its ``StreamMaxData`` and the
         connection's ``ConnectionMaxData``. A stream whose money and data are done is closed
         (``StreamClose``) on the next packet.
+    :param max_in_flight: the window's cap, in money packets in flight (>= 1; default
+        :data:`DEFAULT_MAX_IN_FLIGHT`); used for money-only payments on one stream (see the
+        module docstring, item 7), else one packet is in flight.
     """
 
     def __init__(self, amount: Optional[int], *, source_address: str, destination: str,
                  source_asset: Optional[tuple] = None, min_exchange_rate: Optional[Decimal] = None,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
                  data: Optional[bytes] = None, data_chunk_size: int = DATA_CHUNK_SIZE,
-                 streams: Optional[dict] = None, liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT) -> None:
+                 streams: Optional[dict] = None, liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> None:
         #: ``callable(stream_id, data)`` for ``StreamData`` frames in the receiver's replies
         self.on_data: Optional[Callable] = None
         if streams is not None:
@@ -336,8 +388,16 @@ class SendState:
         self.data_chunk_size = data_chunk_size
         #: the receiver's advertised ``ConnectionMaxData``
         self.remote_connection_max_data = _INITIAL_STREAM_MAX_DATA
-        #: the money split of the packet in flight: ``{stream_id: source units}``
-        self._split_in_flight: dict = {}
+        if not isinstance(max_in_flight, int) or isinstance(max_in_flight, bool) or max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be an int >= 1, got {max_in_flight!r}")
+        self.max_in_flight = max_in_flight
+        #: several money packets in flight (money only, one stream), else one packet
+        self.windowed = max_in_flight > 1 and len(self.streams) == 1 and not self.data
+        #: the congestion window: money packets that may be in flight now (1 .. max_in_flight)
+        self.packets_window = 1
+        #: the highest sequence sent when the window was last cut: older packets' losses are
+        #: the same loss
+        self._recovery = 0
         #: the streams whose StreamClose is in the packet in flight
         self._closes_in_flight: list = []
         if max_packet_amount is not None and max_packet_amount < 1:
@@ -369,7 +429,9 @@ class SendState:
         self._retry_delay = _RETRY_DELAY
         self._expiry = PACKET_EXPIRY_SECONDS
         self._strikes: dict[str, int] = {}
-        self._in_flight: Optional[Send] = None
+        #: the packets in flight, by STREAM sequence
+        self._flights: dict[int, _Flight] = {}
+        self._minimum_cache: tuple = (None, 0)
         self._pending_error: Optional[StreamPaymentError] = None
 
     # -- per-stream views, for the single-stream callers ---------------------------------------------
@@ -405,8 +467,11 @@ class SendState:
         """:returns: the next action, or ``None`` when done."""
         if self._phase == "done":
             return None
-        if self._in_flight is not None:
-            raise RuntimeError("report the outcome of the packet in flight first")
+        if self._flights:
+            if not self.windowed:
+                raise RuntimeError("report the outcome of the packet in flight first")
+            if self._phase != "send" or self._delay or len(self._flights) >= self.packets_window:
+                return HOLD
         if self._delay:
             delay, self._delay = self._delay, 0.0
             return Wait(delay)
@@ -422,14 +487,17 @@ class SendState:
             caps = self._money_caps()
             if caps is None:
                 return self.next()  # _money_caps failed the payment
+            if not caps and self._flights:
+                return HOLD  # the rest is in flight (or waits for room at the receiver)
             if not caps:
                 self._phase = "data"
                 return self.next()
             amount = min(sum(caps.values()), self.window, self.max_packet_amount)
             split = {sid: part for sid, part in _split(amount, caps).items() if part > 0}
             money = [StreamMoney(sid, 1 if len(split) == 1 else part) for sid, part in split.items()]
-            return self._send(amount, self._minimum_destination(amount),
-                              money + self._data_frames() + self._stream_closes(), fulfillable=True, split=split)
+            if not self.windowed:  # (windowed: one stream, no data, not done while it sends money)
+                money += self._data_frames() + self._stream_closes()
+            return self._send(amount, self._minimum_destination(amount), money, fulfillable=True, split=split)
         if self._phase == "data":
             if all(st.acked >= len(st.data) for st in self.streams.values()):
                 self._phase = "close"
@@ -442,12 +510,15 @@ class SendState:
 
     def _send(self, amount: int, prepare_amount: int, frames: list, *, fulfillable: bool,
               split: Optional[dict] = None) -> Send:
-        self._split_in_flight = split or {}
+        split = split or {}
+        for sid, part in split.items():
+            self.streams[sid].pending += part
         self._sequence += 1
         self.counters.packets += 1
         packet = StreamPacket(self._sequence, PACKET_TYPE_PREPARE, prepare_amount, tuple(frames))
-        self._in_flight = Send(amount, packet, fulfillable, self._expiry)
-        return self._in_flight
+        send = Send(amount, packet, fulfillable, self._expiry)
+        self._flights[self._sequence] = _Flight(send, split, self._phase)
+        return send
 
     def _stream_closes(self, every: bool = False) -> list:
         """``StreamClose`` for the streams that are done (``every``: all) and not yet closed."""
@@ -479,7 +550,10 @@ class SendState:
         return frames
 
     def _minimum_destination(self, amount: int) -> int:
-        return max(0, _floor(amount * self.exchange_rate * (1 - self.slippage)))
+        key = (amount, self.exchange_rate)
+        if self._minimum_cache[0] != key:  # most packets have the same amount
+            self._minimum_cache = (key, max(0, _floor(amount * self.exchange_rate * (1 - self.slippage))))
+        return self._minimum_cache[1]
 
     def _money_caps(self) -> Optional[dict]:
         """What each stream that still needs money may get: its need, less if the receiver's
@@ -489,12 +563,17 @@ class SendState:
             the payment failed (no stream could be paid in full)."""
         caps = {}
         for st in self.streams.values():
-            if st.money_left <= 0:
+            if st.money_left - st.pending <= 0:
                 continue
-            cap = st.money_left
+            cap = st.money_left - st.pending
             if st.limit is not None:
                 receive_max, total_received = st.limit
                 room = receive_max - total_received
+                if st.pending and self.exchange_rate:
+                    # what is in flight may fill the room: count it (in destination units)
+                    room -= _floor(st.pending * self.exchange_rate) + 1
+                    if room <= 0:
+                        continue  # wait for the packets in flight
                 if room <= 0 or (self.exchange_rate or 0) <= 0:
                     message = (f"the receiver accepts no more on stream {st.id} "
                                f"(its limit is {receive_max}, it has received {total_received})")
@@ -503,6 +582,8 @@ class SendState:
                     # the largest source amount whose delivery (at the probed rate) fits in the room
                     cap = min(cap, _floor(Decimal(room) / self.exchange_rate))
                     message = f"the receiver's remaining limit ({room}) is less than one source unit"
+                if cap < 1 and st.pending:
+                    continue  # not yet: the packets in flight may be refused
                 if cap < 1:
                     st.limited = True
                     if all(s.limited for s in self.streams.values() if s.amount):
@@ -514,9 +595,11 @@ class SendState:
 
     # -- outcomes ---------------------------------------------------------------------------------
 
-    def fulfilled(self, response: Optional[StreamPacket]) -> None:
-        """The Prepare was fulfilled; ``response`` is the decrypted reply (``None`` if unreadable)."""
-        sent = self._take()
+    def fulfilled(self, response: Optional[StreamPacket], sent: Optional[Send] = None) -> None:
+        """The Prepare ``sent`` (default: the one in flight) was fulfilled; ``response`` is the
+        decrypted reply (``None`` if unreadable)."""
+        flight = self._take(sent)
+        sent = flight.send
         self.counters.fulfilled += 1
         blocked = sent.fulfillable and not any(st.in_flight for st in self.streams.values()) and any(
             type(f) is StreamDataBlocked for f in sent.packet.frames)
@@ -531,7 +614,7 @@ class SendState:
             else:  # the receiver accepted at least what we asked for
                 arrived = sent.packet.prepare_amount
             self.counters.delivered += arrived
-            for sid, part in self._split_in_flight.items():
+            for sid, part in flight.split.items():
                 # the receiver splits what arrived by the shares, floored
                 self.streams[sid].sent += part
                 self.streams[sid].delivered += arrived * part // sent.amount
@@ -540,14 +623,18 @@ class SendState:
             self._liquidity_waited = 0.0
             self._expiry = PACKET_EXPIRY_SECONDS
             self.window = min(self.max_packet_amount, max(self.window, sent.amount) * 2)
+            if self.windowed:
+                self.packets_window = min(self.max_in_flight, self.packets_window + 1)
         if response is not None:
             self._read_frames(response)
+        if self.error is not None and flight.phase != "close":
+            return  # a packet that was in flight when the payment failed: counted, nothing more
         if blocked and self._phase == "data" and self._data_blocked():
             self._back_off("blocked", _MAX_BLOCKED, "rejected", None,
                            "the receiver does not open its flow-control window")
         elif self._phase == "data":
             self._strikes.pop("blocked", None)
-        if self._phase == "close":
+        if self._phase == "close" and not self._flights:
             self._finish()
 
     def _data_blocked(self) -> bool:
@@ -562,27 +649,33 @@ class SendState:
         self._closes_in_flight = []
 
     def rejected(self, code: str, data: bytes, response: Optional[StreamPacket],
-                 message: str = "") -> None:
-        """The Prepare was rejected with ``code``; ``response`` is the decrypted STREAM reply in
-        the Reject's data (``None`` if there was none or it did not decrypt)."""
-        sent = self._take()
+                 message: str = "", sent: Optional[Send] = None) -> None:
+        """The Prepare ``sent`` (default: the one in flight) was rejected with ``code``; its
+        money goes back to the unsent pool; ``response`` is the decrypted STREAM reply in the
+        Reject's data (``None`` if there was none or it did not decrypt)."""
+        flight = self._take(sent)
+        sent = flight.send
         self.counters.rejected += 1
         for st in self.streams.values():
             st.in_flight = 0  # sent again
         if code == "F99" and response is not None:
             self._closes_done()  # the receiver read the packet's frames
         self._closes_in_flight = []
-        if self._phase == "close":
+        if flight.phase == "close":
             return self._finish()
+        if self.error is not None:
+            return  # a packet that was in flight when the payment failed
         closed = self._read_frames(response) if response is not None else False
         if code == "F99" and response is not None:
             if closed:
                 return self._fail("rejected", "the receiver closed the connection", code)
-            return self._application_reject(sent, response)
+            return self._application_reject(flight, response)
         if code == "F08":
             return self._too_large(sent, data)
         if code == "F02":
             return self._fail("no-route", f"no route to {self.destination}: {message}".rstrip(": "), code)
+        if code[:1] in ("T", "R") and self._same_loss(flight):
+            return  # sent before the last cut: that loss is already answered
         if code == "T04":
             self.window = max(1, sent.amount // 2)
             self._probe = max(1, self._probe // 2) if self._phase == "probe" else self._probe
@@ -597,21 +690,43 @@ class SendState:
         self._fail("rejected", f"rejected by {self.destination if code == 'F99' else 'the path'}: "
                                f"{message or 'no message'}", code)
 
-    def no_response(self, kind: str, message: str) -> None:
-        """No answer came: ``kind`` is ``timeout`` or ``unreachable`` (the plugin failed)."""
-        self._take()
+    def no_response(self, kind: str, message: str, sent: Optional[Send] = None) -> None:
+        """No answer came to ``sent`` (default: the one in flight): ``kind`` is ``timeout`` or
+        ``unreachable`` (the plugin failed). Its money goes back to the unsent pool."""
+        flight = self._take(sent)
         for st in self.streams.values():
             st.in_flight = 0
         self._closes_in_flight = []
-        if self._phase == "close":
+        if flight.phase == "close":
             return self._finish()
+        if self.error is not None or self._same_loss(flight):
+            return
         self._back_off("none", _MAX_NO_RESPONSE, kind, None, message)
 
-    def _take(self) -> Send:
-        if self._in_flight is None:
-            raise RuntimeError("no packet in flight")
-        sent, self._in_flight = self._in_flight, None
-        return sent
+    def _take(self, sent: Optional[Send]) -> _Flight:
+        if sent is None:
+            if len(self._flights) != 1:
+                raise RuntimeError(f"{len(self._flights)} packets in flight: say which (sent=)")
+            sequence = next(iter(self._flights))
+        else:
+            sequence = sent.packet.sequence
+        flight = self._flights.pop(sequence, None)
+        if flight is None:
+            raise RuntimeError("no such packet in flight")
+        for sid, part in flight.split.items():
+            self.streams[sid].pending -= part  # back to the pool, or (fulfilled) on to sent
+        return flight
+
+    def _same_loss(self, flight: _Flight) -> bool:
+        """Whether a loss (T/R-error, no answer) of a money packet is one the window already
+        answered; if not, cut the window (halve it) and mark this loss."""
+        if flight.phase != "send":
+            return False
+        if flight.send.packet.sequence <= self._recovery:
+            return True
+        self._recovery = self._sequence
+        self.packets_window = max(1, self.packets_window // 2)
+        return False
 
     def _read_frames(self, response: StreamPacket) -> bool:
         """Learn from a reply's frames. :returns: whether the receiver closed."""
@@ -621,7 +736,11 @@ class SendState:
             if kind is ConnectionAssetDetails:
                 self.destination_asset = (f.source_asset_code, f.source_asset_scale)
             elif kind is StreamMaxMoney and f.stream_id in self.streams:
-                self.streams[f.stream_id].limit = (f.receive_max, f.total_received)
+                # replies may come out of order (several in flight): the receiver's total only
+                # grows, so the latest word is the one with the most received
+                old = self.streams[f.stream_id].limit
+                if old is None or f.total_received >= old[1]:
+                    self.streams[f.stream_id].limit = (f.receive_max, f.total_received)
             elif kind is StreamMaxData and f.stream_id in self.streams:
                 # the receiver's latest word (one packet in flight: no stale replies), which may
                 # be below the 16384 assumed until it speaks
@@ -634,7 +753,8 @@ class SendState:
                 self.on_data(f.stream_id, f.data)
         return closed
 
-    def _application_reject(self, sent: Send, response: StreamPacket) -> None:
+    def _application_reject(self, flight: _Flight, response: StreamPacket) -> None:
+        sent = flight.send
         if self._phase == "handshake":
             self._phase = "probe" if self.amount else "send"
             return
@@ -653,8 +773,11 @@ class SendState:
             self._phase = "send"
             self._strikes.clear()
             return
-        # a money packet the receiver refused
-        for sid, part in self._split_in_flight.items():
+        # a money packet the receiver refused: one strike per round of packets in flight
+        stale = flight.send.packet.sequence <= self._recovery
+        if not stale and self.windowed:
+            self._recovery = self._sequence
+        for sid, part in flight.split.items():
             limit = self.streams[sid].limit
             if limit is None:
                 continue
@@ -662,9 +785,10 @@ class SendState:
             if total_received + max(1, (sent.packet.prepare_amount * part // sent.amount) if sent.amount else 0) \
                     > receive_max:
                 # next() shrinks the packet to the receiver's room, or stops the stream
-                self._strike("limit", _MAX_F99, "rejected", "F99",
-                             f"the receiver's limit on stream {sid} ({receive_max}, {total_received} "
-                             "received) keeps refusing")
+                if not stale:
+                        self._strike("limit", _MAX_F99, "rejected", "F99",
+                                 f"the receiver's limit on stream {sid} ({receive_max}, {total_received} "
+                                 "received) keeps refusing")
                 return
         if sent.amount and response.prepare_amount < sent.packet.prepare_amount:
             # less arrived than we asked for: the rate moved; re-price from this packet
@@ -675,7 +799,8 @@ class SendState:
             if rate == 0:
                 return self._fail("rate", f"a packet of {sent.amount} delivered 0", "F99")
             self.exchange_rate = rate
-        self._strike("F99", _MAX_F99, "rejected", "F99", "the receiver keeps rejecting our packets")
+        if not stale:
+            self._strike("F99", _MAX_F99, "rejected", "F99", "the receiver keeps rejecting our packets")
 
     def _too_large(self, sent: Send, data: bytes) -> None:
         try:
@@ -723,7 +848,9 @@ class SendState:
 
     def _finish(self) -> None:
         self._phase = "done"
-        if self.error is None:
+        if self.error is not None:  # packets in flight when it failed may have been fulfilled since
+            self.error.sent, self.error.delivered = self.counters.sent, self.counters.delivered
+        else:
             c = self.counters
             self.result = PaymentResult(c.sent, c.delivered, c.packets, c.fulfilled, c.rejected,
                                         self.exchange_rate, self.source_address, self.destination,
@@ -742,7 +869,8 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
                  max_packet_amount: Optional[int] = None, slippage: Decimal = DEFAULT_SLIPPAGE,
                  on_data: Optional[Callable] = None, data: Optional[bytes] = None,
                  data_chunk_size: int = DATA_CHUNK_SIZE, streams: Optional[dict] = None,
-                 liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT) -> Deferred:
+                 liquidity_timeout: float = DEFAULT_LIQUIDITY_TIMEOUT,
+                 max_in_flight: int = DEFAULT_MAX_IN_FLIGHT) -> Deferred:
     """Pay ``amount`` (source units) to a STREAM receiver.
 
     :param plugin: a connected :class:`~ilptx.interfaces.ILedgerPlugin` (its ``send_data``).
@@ -763,6 +891,9 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         :class:`SendState`; :attr:`PaymentResult.streams` has the per-stream totals.
     :param liquidity_timeout: seconds to keep retrying while every packet gets T04 (see
         :class:`SendState`); default :data:`DEFAULT_LIQUIDITY_TIMEOUT`.
+    :param max_in_flight: the cap of the sender's window, in money packets in flight (default
+        :data:`DEFAULT_MAX_IN_FLIGHT`; 1: one at a time, as ``ilp-protocol-stream`` 2.7.1). See
+        the module docstring, item 7.
     :returns: ``Deferred[PaymentResult]``; fails with :class:`StreamPaymentError`.
     """
     if streams is not None:
@@ -790,7 +921,7 @@ def send_payment(plugin, destination: str, shared_secret: bytes, amount: int, *,
         state = SendState(amount, source_address=address, destination=destination, source_asset=asset,
                           min_exchange_rate=min_exchange_rate, max_packet_amount=max_packet_amount,
                           slippage=slippage, data=data, data_chunk_size=data_chunk_size, streams=streams,
-                          liquidity_timeout=liquidity_timeout)
+                          liquidity_timeout=liquidity_timeout, max_in_flight=max_in_flight)
         state.on_data = on_data
         # RFC 29: both ends answer packets. The receiver may probe the exchange rate back to
         # us (ilp-protocol-stream does, and closes the connection if nothing answers), so
@@ -848,22 +979,40 @@ class _Driver:
         self.ful = fulfillment_key
         self.progress = progress
         self.finished: Deferred = Deferred()
+        self._stepping = False
+        self._again = False
 
     def run(self) -> Deferred:
         self._step()
         return self.finished
 
     def _step(self, _=None) -> None:
-        action = self.state.next()
-        if action is None:
-            if self.state.error is not None:
-                self.finished.errback(self.state.error)
-            else:
-                self.finished.callback(self.state.result)
-        elif isinstance(action, Wait):
-            self.clock.callLater(action.seconds, self._step)
-        else:
-            self._send(action)
+        # fill the window: send until the state holds, waits or is done. An outcome that comes
+        # back at once (inside _send) asks for another step: the loop below takes it.
+        if self._stepping:
+            self._again = True
+            return
+        self._stepping = True
+        try:
+            while not self.finished.called:
+                self._again = False
+                action = self.state.next()
+                if action is HOLD:
+                    return
+                if action is None:
+                    if self.state.error is not None:
+                        self.finished.errback(self.state.error)
+                    else:
+                        self.finished.callback(self.state.result)
+                    return
+                if isinstance(action, Wait):
+                    self.clock.callLater(action.seconds, self._step)
+                    return
+                self._send(action)
+                if not (self.state.windowed or self._again):
+                    return
+        finally:
+            self._stepping = False
 
     def _send(self, action: Send) -> None:
         data = crypto.encrypt_packet(self.enc, action.packet)
@@ -872,15 +1021,15 @@ class _Driver:
         prepare = Prepare(action.amount, expires, condition, self.state.destination, data)
         d = maybeDeferred(self.plugin.send_data, encode_packet(prepare))
         d.addTimeout(action.expiry + 1, self.clock)
-        d.addCallbacks(self._answered, self._failed)
+        d.addCallbacks(self._answered, self._failed, callbackArgs=(action,), errbackArgs=(action,))
         d.addErrback(self._bug)
         d.addCallback(self._step)
 
-    def _answered(self, raw: bytes) -> None:
+    def _answered(self, raw: bytes, sent: Send) -> None:
         try:
             response = decode_response(raw)
         except DecodeError as exc:
-            return self.state.no_response("unreachable", f"unreadable response: {exc}")
+            return self.state.no_response("unreachable", f"unreadable response: {exc}", sent)
         packet = None
         if response.data:
             try:
@@ -889,19 +1038,19 @@ class _Driver:
                 packet = None
         if isinstance(response, Fulfill):
             before = self.state.counters.sent
-            self.state.fulfilled(packet)
+            self.state.fulfilled(packet, sent)
             if self.progress is not None and self.state.counters.sent != before:
                 self.progress(self.state.counters.sent, self.state.counters.delivered)
         else:
             assert isinstance(response, Reject)
             _log.debug("STREAM packet rejected: {code} {message}", code=response.code, message=response.message)
-            self.state.rejected(response.code, response.data, packet, response.message)
+            self.state.rejected(response.code, response.data, packet, response.message, sent)
 
-    def _failed(self, failure) -> None:
+    def _failed(self, failure, sent: Send) -> None:
         if failure.check(TimeoutError):
-            self.state.no_response("timeout", "no answer before the packet expired")
+            self.state.no_response("timeout", "no answer before the packet expired", sent)
         else:
-            self.state.no_response("unreachable", failure.getErrorMessage())
+            self.state.no_response("unreachable", failure.getErrorMessage(), sent)
 
     def _bug(self, failure) -> None:
         # an error in our own code: end the payment rather than hang
