@@ -9,7 +9,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 PACKAGE = HERE.parent / "ilptx_xrp_paychan"
 #: What a third-party plugin may import from ilptx (the public API for settling plugins).
-PUBLIC_API = {"ilptx.interfaces", "ilptx.settlement", "ilptx.settlement.plugin", "ilptx.plugins.base",
+PUBLIC_API = {"ilptx.interfaces", "ilptx.settlement", "ilptx.settlement.plugin", "ilptx.settlement.server",
+              "ilptx.plugins.base",
               "ilptx.plugins.hookspecs", "ilptx.errors", "ilptx.codec.btp", "ilptx.testing"}
 
 
