@@ -26,7 +26,7 @@ from xrpl.models.transactions import PaymentChannelClaim, PaymentChannelClaimFla
 
 
 def make_setup(shared, store=None, **server_extra):
-    """On ``shared`` (:func:`new_shared`): the server (account "clients") and clients alice and bob, each with a funded wallet, not connected."""
+    """On ``shared`` (:func:`new_shared`): the server and clients alice and bob (funded wallets), not connected."""
     server, alice = funded_pair(shared)
     bob = funded_pair(shared)[0]
 
