@@ -148,6 +148,17 @@ def test_forged_claim_credits_nothing():
     assert world.credited == [] and world.balance("alice") == 0
 
 
+def test_replayed_claim_transfer_credits_nothing():
+    """alice's claim TRANSFER sent again is acknowledged and credits nothing more (idempotent by its total)."""
+    world = World()
+    alice, sent = world.setup.clients["alice"], []
+    send = alice.send_transfer
+    alice.send_transfer = lambda amount, entries: (sent.append((amount, entries)), send(amount, entries))[1]
+    assert result_of(world.pay("alice", 1000)) is None
+    assert result_of(_settled(world, send(*sent[-1]))) is None
+    assert world.credited == [1000] and world.balance("alice") == -1000
+
+
 def test_zero_claim_is_acknowledged_and_credits_nothing():
     """A claim of 0 units is answered (no error, the JS server would throw) and credits nothing."""
     world = World()
