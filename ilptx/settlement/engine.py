@@ -170,12 +170,16 @@ class SettlementAccount:
     def key(self, suffix: str) -> str:
         return f"{self.key_prefix}:{suffix}"
 
-    def register_sub_protocol(self, name: str, handler: Callable) -> None:
+    def register_sub_protocol(self, name: str, handler: Callable, *, whole_message: bool = False) -> None:
+        """As :meth:`ISettlementContext.register_sub_protocol`; ``whole_message=True``: the handler
+        is called with the whole BTP ``Message`` (all its entries), not the one entry, for
+        sub-protocols whose entries travel together (``channel`` + ``channel_signature`` of
+        ``ilp-plugin-xrp-asym-server`` 1.8.1)."""
         if name == "ilp":
             raise ValueError("the 'ilp' sub-protocol goes to the data handler")
         if name in self._sub_protocols:
             raise ValueError(f"sub-protocol {name!r} is already registered")
-        self._sub_protocols[name] = handler
+        self._sub_protocols[name] = (handler, whole_message)
 
     def call_peer(self, name: str, data: bytes, content_type: int = CONTENT_OCTET_STREAM) -> Deferred:
         return self._call_peer((ProtocolDataEntry(name, content_type, bytes(data)),))
@@ -204,9 +208,10 @@ class SettlementAccount:
             the handler's error (:class:`ClaimRejectedError`: logged here with the reason).
         """
         for entry in message.protocol_data:
-            handler = self._sub_protocols.get(entry.protocol_name)
-            if handler is not None:
-                return maybeDeferred(handler, entry).addCallbacks(
+            registered = self._sub_protocols.get(entry.protocol_name)
+            if registered is not None:
+                handler, whole_message = registered
+                return maybeDeferred(handler, message if whole_message else entry).addCallbacks(
                     lambda entries: tuple(entries or ()), self._handler_failed, errbackArgs=(entry.protocol_name,))
         return None
 

@@ -261,12 +261,14 @@ class ISettlementContext(Interface):
     def key(suffix):
         """:returns: ``'<key_prefix>:<suffix>'``, a store key of the module's own."""
 
-    def register_sub_protocol(name, handler):
+    def register_sub_protocol(name, handler, whole_message=False):
         """Answer BTP MESSAGEs carrying a ``name`` entry (RFC 23 sub-protocol) with ``handler``.
 
         :param handler: ``callable(entry: ilptx.codec.btp.ProtocolDataEntry) ->
             list[ProtocolDataEntry] | Deferred[...]``: the entries of the Response (``[]``: an
-            empty Response). Raise :class:`~ilptx.settlement.engine.ClaimRejectedError` to
+            empty Response). With ``whole_message=True`` it is called with the whole
+            ``ilptx.codec.btp.Message`` instead (entries that travel together, e.g. ``channel`` +
+            ``channel_signature``). Raise :class:`~ilptx.settlement.engine.ClaimRejectedError` to
             refuse (logged as a warning, answered F00, nothing credited).
         :raises ValueError: ``name`` is ``'ilp'`` (that entry goes to the data handler) or taken.
         """

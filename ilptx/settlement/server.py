@@ -35,6 +35,14 @@ The same reconciliation runs when a client is loaded, so a crash between the Ful
 queue loses nothing. On a ``T04`` Reject from the client the best claim we signed it is sent
 again (the JS ``handlePrepareResponse``: the client may have missed it).
 
+Claims in BTP TRANSFERs (``ilp-plugin-xrp-asym-server`` 1.8.1): a module that takes claims as
+TRANSFERs provides ``verify_claim_transfer(transfer) -> int | Deferred[int]`` (the amount to pass
+on besides what it credited through ``ctx.credit_claim``, usually 0; raise
+:class:`~ilptx.settlement.engine.ClaimRejectedError` to refuse: F00): a TRANSFER from client ``C``
+goes to ``C``'s module (:meth:`SettlingServerPlugin.verify_transfer`); a module without it gets
+mini-accounts' refusal. A module with a ``plugin`` attribute gets a :class:`ClientLink` there
+when loaded: ``send_transfer`` / ``send_entries`` / ``ilp_address`` of *its* client.
+
 Prefunding: with the JS default the maximum of ``A:C`` is 0, so a client must pay (send a claim)
 before its Prepares are forwarded; a Prepare past it gets a ``T04`` Reject (``exceeded maximum
 balance.``).
@@ -79,7 +87,7 @@ from twisted.internet.defer import (
 from twisted.python.failure import Failure
 from zope.interface import implementer
 
-from ilptx.codec.btp import Message
+from ilptx.codec.btp import Message, Transfer
 from ilptx.core.balances import parse_limit
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.interfaces import IAccountAddressAware, IAdminInfoProvider, ILedgerPlugin
@@ -90,7 +98,7 @@ from ilptx.settlement.engine import SettlementAccount
 from ilptx.settlement.interfaces import ISettlementModule
 from ilptx.settlement.plugin import DEFAULT_CHANNEL_WATCHER_INTERVAL_MS, SettlementLifecycle, is_t04_reject
 
-__all__ = ["SettlingServerPlugin", "ClientAccount", "DEFAULT_CLIENT_MAXIMUM"]
+__all__ = ["SettlingServerPlugin", "ClientAccount", "ClientLink", "DEFAULT_CLIENT_MAXIMUM"]
 
 #: the most a client may owe us by default (account units): the JS server's ``maxBalance`` of 0
 DEFAULT_CLIENT_MAXIMUM = 0
@@ -108,6 +116,37 @@ class ClientAccount:
     client: str
     settlement: SettlementAccount
     module: object
+
+
+class ClientLink:
+    """What a client's module may send to its client (set as ``module.plugin``, see the module
+    docstring): the same calls a client-role module makes on its
+    :class:`~ilptx.settlement.plugin.SettlingPlugin`, on the client's newest connection.
+
+    :ivar client: the client name.
+    """
+
+    __slots__ = ("_plugin", "client")
+
+    def __init__(self, plugin: "SettlingServerPlugin", client: str) -> None:
+        self._plugin, self.client = plugin, client
+
+    @property
+    def ilp_address(self) -> str:
+        """The client's ILP address (``<account address>.<client>``)."""
+        return self._plugin.client_address(self.client)
+
+    def send_entries(self, entries) -> Deferred:
+        """Send one BTP MESSAGE of ``entries``. :returns: ``Deferred[tuple[ProtocolDataEntry, ...]]``
+        of the Response; errbacks ``PeerUnreachableError`` (T01: not connected)."""
+        return self._plugin._send_message(self.client, tuple(entries))
+
+    def send_transfer(self, amount: int, entries) -> Deferred:
+        """Send a BTP TRANSFER of ``amount`` (``int``, account units) with ``entries``.
+        :returns: ``Deferred[None]`` on the Response; errbacks T01 (not connected) or the
+        client's BTP Error."""
+        return self._plugin._request(self.client, lambda rid: Transfer(rid, amount, tuple(entries))).addCallback(
+            lambda _: None)
 
 
 class _SettlingClientConnection(_ClientConnection):
@@ -240,6 +279,8 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
             module, account_id=key, state=self._state, store=self._store, clock=self._reactor, log=self._log,
             call_peer=lambda entries: self._send_message(client, entries),
             money_handler=lambda: self._client_money_handler(client))
+        if hasattr(module, "plugin"):
+            module.plugin = ClientLink(self, client)
         yield settlement.open()
         yield maybeDeferred(module.connect, settlement)
         account = self.accounts[client] = ClientAccount(client, settlement, module)
@@ -271,11 +312,27 @@ class SettlingServerPlugin(SettlementLifecycle, MiniAccountsPlugin):
             lambda loaded: loaded.settlement.handle_message(message) or succeed(()))
 
     def _send_message(self, client: str, entries: tuple) -> Deferred:
+        return self._request(client, lambda rid: Message(rid, tuple(entries))).addCallback(
+            lambda response: tuple(response.protocol_data))
+
+    def _request(self, client: str, make_frame: Callable) -> Deferred:
         sessions = self._clients.get(client)
         if not sessions:
             return fail(PeerUnreachableError(f"client {client} of account {self.account_id} is not connected"))
-        return sessions[-1].request(lambda rid: Message(rid, tuple(entries))).addCallback(
-            lambda response: tuple(response.protocol_data))
+        return sessions[-1].request(make_frame)
+
+    def verify_transfer(self, client: str, transfer):
+        """A BTP TRANSFER from ``client``: its module's ``verify_claim_transfer(transfer)`` (loading
+        the client first if needed), else mini-accounts' refusal (F00). :returns: ``int`` or
+        ``Deferred[int]``, what to pass to the money handler besides what the module credited.
+        :raises NotAcceptedError: the module refused the claim (F00, nothing credited)."""
+        account = self.accounts.get(client)
+        if account is None:
+            return self.load_client(client).addCallback(lambda _: self.verify_transfer(client, transfer))
+        verify = getattr(account.module, "verify_claim_transfer", None)
+        if verify is None:
+            return MiniAccountsPlugin.verify_transfer(self, client, transfer)
+        return maybeDeferred(verify, transfer)
 
     # -- money from clients -----------------------------------------------------------------------
 

@@ -36,7 +36,7 @@ from __future__ import annotations
 from decimal import Decimal, InvalidOperation
 from typing import Callable, Optional
 
-from twisted.internet.defer import fail, inlineCallbacks, succeed
+from twisted.internet.defer import inlineCallbacks
 
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.settlement import ClaimRejectedError
@@ -83,6 +83,7 @@ class XrpAsymClientModule(XrpPaychanModule):
 
     name = "xrp-asym-client"
     channel_keys_tag = asym.STATELESS_TAG
+    accept_zero_claims = True  # the JS plugins throw on it
 
     def __init__(self, options: dict, *, account_id: str, services, ledger_factory: Optional[Callable] = None) -> None:
         super().__init__(client_module_options(options, account_id), account_id=account_id, services=services,
@@ -204,20 +205,6 @@ class XrpAsymClientModule(XrpPaychanModule):
         if node is not None and self.incoming is not None and self.incoming["channelId"] == channel:
             self.incoming_node = node
         return []
-
-    def verify_claim_transfer(self, transfer):
-        """As :meth:`XrpPaychanModule.verify_claim_transfer`, but a claim of 0 units is
-        acknowledged, crediting nothing (the JS plugins throw on it).
-        :raises ClaimRejectedError: a claim that does not verify (F00; nothing credited)."""
-        entry = protocol.find(transfer.protocol_data, protocol.CLAIM)
-        try:
-            zero = entry is not None and self._decode(protocol.decode_claim, entry).amount == 0
-        except ClaimRejectedError as exc:
-            return fail(exc)
-        if zero:
-            self._log("info", "a claim of 0 units: nothing to credit")
-            return succeed(0)
-        return super().verify_claim_transfer(transfer)
 
 
 def xrp_asym_client_plugin(options: dict, *, account_id: str, services, ledger_factory: Optional[Callable] = None):

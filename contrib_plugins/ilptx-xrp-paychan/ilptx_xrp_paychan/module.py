@@ -101,6 +101,8 @@ class XrpPaychanModule:
     kind = CLAIM
     #: the HMAC tag of the channel key (:func:`~ilptx_xrp_paychan.claims.channel_key`)
     channel_keys_tag = CHANNEL_KEYS_TAG
+    #: a claim of 0 units: acknowledged, crediting nothing (the asym plugins) or refused (F00, JS paychan)
+    accept_zero_claims = False
 
     def __init__(self, options: dict, *, account_id: str, services, ledger_factory: Optional[Callable] = None) -> None:
         self.options = parse_options(options, account_id)
@@ -497,6 +499,9 @@ class XrpPaychanModule:
         if entry is None:
             raise ClaimRejectedError("TRANSFER without a claim entry")
         claim = self._decode(protocol.decode_claim, entry)
+        if claim.amount == 0 and self.accept_zero_claims:
+            self._log("info", "a claim of 0 units: nothing to credit")
+            return 0
         where = f"claim for {claim.amount} units"
         if self.blocked:
             raise ClaimRejectedError(f"{where} refused: {self.blocked}")

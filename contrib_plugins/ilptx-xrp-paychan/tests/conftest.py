@@ -109,7 +109,8 @@ def js_modules() -> Js:
                               capture_output=True, text=True, timeout=600)
         if done.returncode != 0:
             pytest.fail(f"npm ci in {JS_DIR} failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")
-    for package in ("ilp-plugin-xrp-paychan", "ilp-plugin-xrp-asym-server", "ilp-protocol-stream", "xrpl"):
+    for package in ("ilp-plugin-xrp-paychan", "ilp-plugin-xrp-asym-server", "ilp-plugin-xrp-asym-client",
+                    "ilp-protocol-stream", "xrpl"):
         if not (JS_DIR / "node_modules" / package / "package.json").exists():
             pytest.fail(f"{package} is missing from {JS_DIR}/node_modules: run npm ci there")
     return Js(node, JS_DIR / "node_modules")

@@ -127,11 +127,12 @@ def test_options_follow_the_js_plugin():
 
 
 def test_entry_point_names_both_plugins():
-    """The distribution's ilptx entry point loads hooks, which registers the symmetric and asym client names."""
+    """The distribution's ilptx entry point loads hooks, which registers the symmetric and asym names."""
     names = {ep.name: ep.value for ep in entry_points(group="ilptx")}
     assert names.get("xrp-paychan") == "ilptx_xrp_paychan.hooks"
     assert set(hooks.ilptx_ledger_plugins()) == {"xrp-paychan", "ilp-plugin-xrp-paychan", "xrp-asym-client",
-                                                 "ilp-plugin-xrp-asym-client"}
+                                                 "ilp-plugin-xrp-asym-client", "xrp-asym-server",
+                                                 "ilp-plugin-xrp-asym-server"}
     assert hooks.ilptx_ledger_plugins()["xrp-paychan"] is hooks.xrp_paychan_plugin
 
 

@@ -6,14 +6,14 @@ listens. It is not the asym server plugin: no mini-accounts, one client, no pref
 
 from __future__ import annotations
 
-import json
 
 from twisted.internet.defer import inlineCallbacks, maybeDeferred
 
-from ilptx.codec.btp import CONTENT_JSON, CONTENT_OCTET_STREAM, ProtocolDataEntry
+from ilptx.codec.btp import CONTENT_OCTET_STREAM, ProtocolDataEntry
 from ilptx.settlement import ClaimRejectedError
 
 from ilptx_xrp_paychan import asym, protocol
+from ilptx_xrp_paychan.asym_server import info_response, last_claim_response
 from ilptx_xrp_paychan.claims import channel_key
 from ilptx_xrp_paychan.module import ChannelNotReadyError, XrpPaychanModule, XrpPaychanPlugin, _drops
 
@@ -51,17 +51,9 @@ class FakeAsymServerModule(XrpPaychanModule):
     def handle(self, message):
         entries = {e.protocol_name: e for e in message.protocol_data}
         if asym.LAST_CLAIM in entries:
-            best = yield self.ctx.best_incoming_claim()
-            claim = json.loads(best.data) if best.data else {"amount": "0"}
-            return [ProtocolDataEntry(asym.LAST_CLAIM, CONTENT_JSON, json.dumps(
-                {"amount": claim["amount"], "signature": claim.get("signature")}).encode())]
+            return [last_claim_response((yield self.ctx.best_incoming_claim()))]
         if protocol.INFO in entries:
-            info = {"address": self.address, "account": CLIENT_ILP_ADDRESS, "currencyScale": self.options.currency_scale}
-            if self.incoming is not None:
-                info["channel"] = self.incoming["channelId"]
-            if self.outgoing is not None:
-                info["clientChannel"] = self.outgoing["channelId"]
-            return [ProtocolDataEntry(protocol.INFO, CONTENT_JSON, json.dumps(info).encode())]
+            return [info_response(self, CLIENT_ILP_ADDRESS)]
         if asym.CHANNEL in entries:
             channel = bytes(entries[asym.CHANNEL].data).hex().upper()
             proof = entries.get(asym.CHANNEL_SIGNATURE)

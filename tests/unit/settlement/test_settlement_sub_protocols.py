@@ -71,3 +71,21 @@ def test_ilp_and_taken_names_cannot_be_registered():
         pair.peer.settlement.register_sub_protocol("ilp", lambda entry: [])
     with pytest.raises(ValueError, match="already registered"):
         pair.peer.settlement.register_sub_protocol("claim", lambda entry: [])
+
+
+def test_whole_message_handler_sees_every_entry_of_the_message():
+    """whole_message=True: the handler gets the MESSAGE itself, with the entries that travel with its own."""
+    pair = connected()
+    seen = []
+
+    def both(message):
+        seen.append(tuple(message.protocol_data))
+        return [ProtocolDataEntry("pair", CONTENT_OCTET_STREAM, b"".join(e.data for e in message.protocol_data))]
+
+    pair.peer.settlement.register_sub_protocol("pair", both, whole_message=True)
+    entries = (ProtocolDataEntry("pair", CONTENT_OCTET_STREAM, b"id"),
+               ProtocolDataEntry("pair_signature", CONTENT_OCTET_STREAM, b"sig"))
+    d = pair.plugin.settlement._call_peer(entries)
+    pair.settle()
+    assert result_of(d) == (ProtocolDataEntry("pair", CONTENT_OCTET_STREAM, b"idsig"),)
+    assert seen == [entries]

@@ -13,7 +13,7 @@ from ed25519_channel import module_factory
 from twisted.internet.defer import Deferred
 from twisted.logger import Logger, formatEvent
 
-from ilptx.codec.btp import CONTENT_JSON
+from ilptx.codec.btp import CONTENT_JSON, ProtocolDataEntry, Transfer
 from ilptx.codec.ilp import Fulfill, Reject, decode_response, encode_packet
 from ilptx.errors import ConfigError, PeerUnreachableError
 from ilptx.settlement.plugin import SettlingPlugin, settling_plugin_factory
@@ -379,3 +379,56 @@ def test_restart_on_a_new_sqlite_store_of_the_same_file_keeps_everything(tmp_pat
     world.setup.settle(1)
     assert world.credited == [1000, 7] and world.got["bob"] == [300, 11]
     assert world.balance(world.server.payable_id("bob")).balance == -311
+
+
+def _transfer_from(world: World, name: str, amount: int, entries=()) -> Deferred:
+    d = world.client(name)._session.request(lambda rid: Transfer(rid, amount, tuple(entries)))
+    world.setup.settle()
+    return d
+
+
+def test_transfer_from_a_client_goes_to_that_clients_module_only():
+    """A BTP TRANSFER from alice reaches alice's module's verify_claim_transfer (not bob's); a module without
+    one refuses it F00 (mini-accounts) and nothing is credited."""
+    world = World()
+    assert "No sendMoney" in str(failure_of(_transfer_from(world, "alice", 5)).value)
+    seen = {"alice": [], "bob": []}
+    for name in seen:
+        world.server.accounts[name].module.verify_claim_transfer = \
+            lambda transfer, name=name: (seen[name].append(transfer.amount), 0)[1]
+    assert result_of(_transfer_from(world, "alice", 5)) is not None
+    assert seen == {"alice": [5], "bob": []} and world.credited == []
+
+
+def test_module_with_a_plugin_attribute_gets_a_link_to_its_own_client():
+    """A module with a ``plugin`` attribute gets a ClientLink: its TRANSFERs and MESSAGEs go to its client, and it
+    knows the client's ILP address."""
+    ledger = FakeLedger()
+    for address in ADDR.values():
+        ledger.fund(address, FUNDS)
+    make = module_factory(ledger)
+
+    def with_plugin(options, *, account_id, services):
+        module = make(options, account_id=account_id, services=services)
+        module.plugin = None
+        return module
+
+    setup = linked_settling_server(settling_plugin_factory(with_plugin), options={"seed": SEEDS["server"]},
+                                   client_options={name: {"seed": SEEDS[name]} for name in ("alice", "bob")})
+    got = []
+    for client in setup.clients.values():
+        client.register_money_handler(lambda amount: None)
+    setup.clients["bob"].verify_transfer = lambda transfer: (got.append(("bob", transfer.amount)), 0)[1]
+    setup.clients["alice"].verify_transfer = lambda transfer: (got.append(("alice", transfer.amount)), 0)[1]
+    setup.connect()
+    setup.settle(1)
+    link = setup.server.accounts["bob"].module.plugin
+    assert (link.client, link.ilp_address) == ("bob", "test.server.bob")
+    d = link.send_transfer(7, ())
+    setup.settle()
+    assert result_of(d) is None and got == [("bob", 7)]
+    setup.clients["bob"].settlement.register_sub_protocol("ping", lambda entry: [entry])
+    ping = ProtocolDataEntry("ping", CONTENT_JSON, b"{}")
+    d = link.send_entries([ping])
+    setup.settle()
+    assert result_of(d) == (ping,)
