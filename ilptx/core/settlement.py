@@ -4,7 +4,9 @@ When an account's ``balance + settling`` falls below its ``settleThreshold``, th
 owes the peer too much and pays ``settleTo − (balance + settling)``:
 
 1. the settlement is written to the store's outbox under a fresh id (this adds it to
-   ``settling``, so the next packet does not trigger a second one);
+   ``settling``, so the next packet does not trigger a second one); a packet that moves the
+   balance while that write is under way makes the threshold be checked again once it is done
+   (a burst of Fulfills, e.g. a windowed STREAM sender, settles all of its amount);
 2. the account's plugin is asked to ``send_money(amount, idempotency_key=id)`` (through the
    outgoing money pipeline);
 3. on success the store *completes* it atomically: ``balance += amount``, ``settling −=
@@ -58,6 +60,9 @@ class SettlementManager:
         self._retry_delays = retry_delays
         self._new_id = new_id
         self._recording: set[str] = set()  # accounts whose outbox write is under way
+        #: accounts whose balance moved while their outbox write was under way: (account, limits),
+        #: checked again once the write is done (else the last Fulfills of a burst settle nothing)
+        self._check_again: dict[str, tuple] = {}
         self._attempts: dict[str, int] = {}
         self._sending: set[str] = set()
         self._timers: dict = {}
@@ -69,7 +74,10 @@ class SettlementManager:
         :returns: ``Deferred[None]`` once the settlement is in the outbox (the send goes on
             after that), or ``None`` when no settlement is needed.
         """
-        if self._stopped or limits.settle_threshold is None or account.id in self._recording:
+        if self._stopped or limits.settle_threshold is None:
+            return None
+        if account.id in self._recording:
+            self._check_again[account.id] = (account, limits)
             return None
         effective = state.balance + state.settling
         if effective >= limits.settle_threshold:
@@ -86,13 +94,30 @@ class SettlementManager:
         def recorded(_):
             self._recording.discard(account.id)
             self._attempt(settlement_id, account, amount)
+            self._recheck(account.id)
 
         def not_recorded(failure):
             self._recording.discard(account.id)
             self.log.failure("account {account}: could not record settlement {settlement_id}", failure,
                              account=account.id, settlement_id=settlement_id)
+            self._recheck(account.id)
 
         return self._store.add_settlement(settlement_id, account.id, amount).addCallbacks(recorded, not_recorded)
+
+    def _recheck(self, account_id: str) -> None:
+        """The balance moved while a settlement was being recorded: read it again and settle what
+        is still below the threshold (with the newest limits seen)."""
+        pending = self._check_again.pop(account_id, None)
+        if pending is None or self._stopped:
+            return
+        account, limits = pending
+
+        def failed(failure):
+            self.log.failure("account {account}: could not read the balance to check the settle threshold again",
+                             failure, account=account_id)
+
+        self._store.get_balance(account_id).addCallback(
+            lambda state: self.maybe_settle(account, state, limits)).addErrback(failed)
 
     def resume(self) -> Deferred:
         """Re-send every settlement still in the outbox (after a restart). :returns: ``Deferred[int]`` (how many)."""

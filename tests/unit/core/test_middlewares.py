@@ -222,6 +222,37 @@ def test_failed_settlement_is_retried_with_the_same_key_never_doubled():
     assert bob_plugin.sent_money == [60]
 
 
+class SlowOutboxStore(MemoryStore):
+    """A MemoryStore whose outbox writes (add_settlement) wait for the test."""
+
+    def __init__(self):
+        super().__init__()
+        self.writes: list[Deferred] = []
+
+    def add_settlement(self, settlement_id, account_id, amount):
+        done = super().add_settlement(settlement_id, account_id, amount)
+        gate = Deferred()
+        self.writes.append(gate)
+        return gate.addCallback(lambda _: done)
+
+
+def test_fulfills_while_a_settlement_is_recorded_are_settled_once_it_is():
+    """Fulfills that land while a settlement is being written to the outbox are not forgotten: once the write is
+    done the threshold is checked again and the rest is settled (balance back to settleTo, nothing paid twice)."""
+    net = Net(bob={"balance": {"minimum": "-1000", "maximum": "0", "settleThreshold": "-50", "settleTo": "0"}},
+              store=SlowOutboxStore())
+    bob_plugin = net.connector.accounts.get("bob").plugin
+    assert isinstance(net.result(net.prepare(amount=60, data=b"a")), Fulfill)
+    assert len(net.store.writes) == 1 and bob_plugin.sent_money == []  # the outbox write of 60 is under way
+    assert isinstance(net.result(net.prepare(amount=70, data=b"b")), Fulfill)
+    assert len(net.store.writes) == 1  # no second settlement while the first is being recorded
+    net.store.writes[0].callback(None)
+    assert bob_plugin.sent_money == [60] and len(net.store.writes) == 2  # the 70 is recorded in its turn
+    net.store.writes[1].callback(None)
+    assert bob_plugin.sent_money == [60, 70]
+    assert net.balance("bob") == 0 and net.store.outbox == {} and net.store.balances["bob"].settling == 0
+
+
 def test_money_received_reduces_what_the_peer_owes():
     """A settlement from the peer (money handler) takes the amount off its balance."""
     net = Net(alice={"balance": {"maximum": "1000"}})
