@@ -64,6 +64,10 @@ def build_parser() -> argparse.ArgumentParser:
     pay.add_argument("--liquidity-timeout", type=_seconds, default=None,
                      help="seconds to keep retrying while the path is out of liquidity (T04) "
                           "before giving up (default 5)")
+    # default: ilptx.stream.sender.DEFAULT_MAX_IN_FLIGHT (16; not imported here: it loads Twisted)
+    pay.add_argument("--max-in-flight", type=_packets, default=None,
+                     help="money packets in flight at most (the window's cap; 1 = one at a time, "
+                          "as ilp-protocol-stream; default 16)")
     receive = sub.add_parser("receive", help="receive payments at an SPSP endpoint")
     receive.add_argument("--uplink", required=True, help="BTP URL of your connector account, btp+ws://user:token@host:port")
     receive.add_argument("--port", type=int, required=True, help="TCP port of the SPSP endpoint")
@@ -82,6 +86,17 @@ def _seconds(text: str) -> float:
         value = -1.0
     if not value >= 0:
         raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text!r}")
+    return value
+
+
+def _packets(text: str) -> int:
+    """An argparse type: a whole number of packets >= 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of packets >= 1, got {text!r}")
     return value
 
 
@@ -171,6 +186,8 @@ def _pay(reactor, args) -> Deferred:
     err = sys.stderr
     show_progress = not args.json and err.isatty()
     options = {} if args.liquidity_timeout is None else {"liquidity_timeout": args.liquidity_timeout}
+    if args.max_in_flight is not None:
+        options["max_in_flight"] = args.max_in_flight
 
     def progress(sent: int, delivered: int) -> None:
         if show_progress:

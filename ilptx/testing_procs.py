@@ -177,11 +177,12 @@ def _path_with(site: Optional[Path]) -> dict:
 
 
 def twistd_connector(args: list, env: Optional[dict] = None, *, site: Optional[Path] = None,
-                     cwd: Optional[Path] = None) -> Process:
+                     cwd: Optional[Path] = None, process_class: type = Process) -> Process:
     """Start ``twistd --nodaemon --pidfile= ilpconnector ARGS`` (with ``site``, e.g. from
-    :func:`install_distribution`, first on ``PYTHONPATH``). :returns: the :class:`Process`."""
-    return Process(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", *args], {**_path_with(site), **(env or {})},
-                   cwd=cwd)
+    :func:`install_distribution`, first on ``PYTHONPATH``). :returns: the :class:`Process`
+    (an instance of ``process_class``, a subclass taking the same arguments)."""
+    return process_class(TWISTD + ["--nodaemon", "--pidfile=", "ilpconnector", *args],
+                         {**_path_with(site), **(env or {})}, cwd=cwd)
 
 
 def start_connector(config: dict, *, site: Optional[Path] = None, directory: Optional[Path] = None,

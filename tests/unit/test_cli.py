@@ -38,3 +38,21 @@ def test_liquidity_timeout_option(capsys):
         parser.parse_args(["pay", "--help"])
     assert f"out of liquidity (T04) before giving up (default {DEFAULT_LIQUIDITY_TIMEOUT:g})" in \
         " ".join(capsys.readouterr().out.split())
+
+
+def test_max_in_flight_option(capsys):
+    """--max-in-flight takes a whole number >= 1; absent, the sender's default cap applies (and --help says it)."""
+    from ilptx.stream.sender import DEFAULT_MAX_IN_FLIGHT
+
+    parser = build_parser()
+    base = ["pay", "$x.example/y", "10", "--uplink", "btp+ws://:t@127.0.0.1:1"]
+    assert parser.parse_args(base).max_in_flight is None
+    assert parser.parse_args(base + ["--max-in-flight", "1"]).max_in_flight == 1
+    for bad in ("0", "-3", "2.5", "many"):
+        with pytest.raises(SystemExit) as exit_info:
+            parser.parse_args(base + ["--max-in-flight", bad])
+        assert exit_info.value.code == 2
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["pay", "--help"])
+    assert f"default {DEFAULT_MAX_IN_FLIGHT})" in " ".join(capsys.readouterr().out.split())

@@ -94,7 +94,8 @@ def test_ilptx_listener_pays_the_js_client_by_stream(installed, js_modules):
         assert js.has("spsp"), js.output() + connector.output()
         done = yield deferToThread(subprocess.run, [
             sys.executable, "-m", "ilptx", "pay", f"http://127.0.0.1:{spsp}/", str(TOTAL), "--allow-http",
-            "--uplink", f"btp+ws://:alice@127.0.0.1:{alice}", "--json"],
+            "--uplink", f"btp+ws://:alice@127.0.0.1:{alice}", "--json",
+            "--max-in-flight", "1"],  # one packet at a time, as ilp-protocol-stream: thresholds crossed one by one
             capture_output=True, text=True, timeout=300, cwd=ILPTX_TREE)
         assert done.returncode == 0, done.stderr + js.output() + connector.output()
         assert json.loads(done.stdout.strip().splitlines()[-1])["delivered"] == str(TOTAL)

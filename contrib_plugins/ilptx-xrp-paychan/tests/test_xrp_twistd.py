@@ -75,7 +75,10 @@ class _Pair:
         """``ilptx pay`` from alice to the shop's SPSP endpoint (in a thread: it is a blocking subprocess)."""
         return deferToThread(subprocess.run, [sys.executable, "-m", "ilptx", "pay", f"http://127.0.0.1:{self.spsp}/",
                                               str(amount), "--allow-http", "--uplink",
-                                              f"btp+ws://:alice@127.0.0.1:{self.alice}", "--json"],
+                                              f"btp+ws://:alice@127.0.0.1:{self.alice}", "--json",
+                                              # one packet at a time, as ilp-protocol-stream: every Fulfill
+                                              # crosses the threshold on its own (the count below)
+                                              "--max-in-flight", "1"],
                              capture_output=True, text=True, timeout=300, cwd=ILPTX_TREE)
 
     def close(self) -> None:

@@ -22,7 +22,7 @@ class Child(Process):
     """A child process (:class:`ilptx.testing_procs.Process`) whose :meth:`output` is everything it printed: the
     tests search it for the lines they wait for."""
 
-    def __init__(self, argv: list, *, env: dict = None, cwd: Path = None, prefix: str = "") -> None:
+    def __init__(self, argv: list, env: dict = None, *, cwd: Path = None, prefix: str = "") -> None:
         super().__init__(argv, env, cwd=cwd)
 
     def output(self) -> str:
@@ -45,7 +45,7 @@ def start_connector(config: dict, site: Path) -> Process:
     first on the path (:func:`ilptx.testing_procs.twistd_connector`)."""
     work = Path(tempfile.mkdtemp(prefix="ilptx-xrp-config-"))
     (work / "connector.json").write_text(json.dumps(config))
-    return twistd_connector(["--config", str(work / "connector.json")], site=site)
+    return twistd_connector(["--config", str(work / "connector.json")], site=site, process_class=Child)
 
 
 class JsPlugin:
