@@ -165,8 +165,10 @@ def test_pool_invoice_is_replaced_before_it_expires():
 
 def _answer_with(pair, bolt11):
     """Make the payee answer every invoiceRequest with ``bolt11`` (a peer that misbehaves)."""
-    pair.peer.settlement._sub_protocols[protocol.INVOICE_REQUEST] = lambda entry: [
-        protocol.text_entry(protocol.PAYMENT_REQUEST, bolt11)]
+    settlement = pair.peer.settlement
+    del settlement._sub_protocols[protocol.INVOICE_REQUEST]  # the honest handler out, the bad one in (public API)
+    settlement.register_sub_protocol(protocol.INVOICE_REQUEST,
+                                     lambda entry: [protocol.text_entry(protocol.PAYMENT_REQUEST, bolt11)])
 
 
 @pytest.mark.parametrize("case, says", [
