@@ -17,7 +17,9 @@ from typing import Any, Callable, Optional
 from twisted.logger import Logger, LogLevel
 from twisted.python.failure import Failure
 
-__all__ = ["PluginServices", "PluginHandlers", "resolve_all"]
+from ilptx.errors import ConfigError
+
+__all__ = ["PluginServices", "PluginHandlers", "resolve_all", "int_option"]
 
 
 @dataclass(frozen=True)
@@ -149,3 +151,20 @@ def resolve_all(waiters: list, result) -> None:
             d.errback(result)
         else:
             d.callback(result)
+
+
+def int_option(options: dict, name: str, default, where: Callable[[str], str], minimum: int = 0):
+    """A whole-number option of a ledger plugin (amounts in base units, seconds, counts): an
+    ``int`` or a decimal string of digits (as the JS plugins take them), ``>= minimum``.
+
+    :param default: returned when ``name`` is absent (``None`` allowed: "not set").
+    :param where: ``where(name)`` is the config key named in the error.
+    :raises ConfigError: anything else (a bool, a float, a negative or non-digit string)."""
+    value = options.get(name, default)
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
+        value = int(value.strip())
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(where(name), f"must be an integer >= {minimum} (a number or a decimal string), got {value!r}")
+    return value

@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 from eth_utils import is_address
 
 from ilptx.errors import ConfigError
+from ilptx.plugins.base import int_option
 
 __all__ = ["EthereumOptions", "parse_options", "GWEI", "DEFAULT_OUTGOING_CHANNEL_AMOUNT_GWEI",
            "DEFAULT_OUTGOING_DISPUTE_PERIOD", "DEFAULT_MIN_INCOMING_DISPUTE_PERIOD"]
@@ -55,17 +56,6 @@ class EthereumOptions:
     contract_address: Optional[str]
 
 
-def _int(options: dict, name: str, default, where, minimum: int = 0):
-    value = options.get(name, default)
-    if value is None:
-        return None
-    if isinstance(value, str) and re.fullmatch(r"[0-9]+", value.strip()):
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(where(name), f"must be an integer >= {minimum} (a number or a decimal string), got {value!r}")
-    return value
-
-
 def parse_options(options: dict, account_id: str) -> EthereumOptions:
     """:returns: :class:`EthereumOptions` from an account's ``options``.
     :raises ConfigError: a missing or invalid option (key ``accounts.<id>.options.<name>``);
@@ -92,15 +82,15 @@ def parse_options(options: dict, account_id: str) -> EthereumOptions:
     contract = options.get("contractAddress")
     if contract is not None and not (isinstance(contract, str) and is_address(contract)):
         raise ConfigError(where("contractAddress"), f"must be a 0x + 40 hex digit address, got {contract!r}")
-    outgoing = _int(options, "outgoingChannelAmount", DEFAULT_OUTGOING_CHANNEL_AMOUNT_GWEI, where, 1)
-    min_incoming = _int(options, "minIncomingChannelAmount", None, where)
+    outgoing = int_option(options, "outgoingChannelAmount", DEFAULT_OUTGOING_CHANNEL_AMOUNT_GWEI, where, 1)
+    min_incoming = int_option(options, "minIncomingChannelAmount", None, where)
     return EthereumOptions(
         private_key=key if key.startswith("0x") else "0x" + key,
         provider=provider,
         outgoing_channel_amount=outgoing * GWEI,
         min_incoming_channel_amount=None if min_incoming is None else min_incoming * GWEI,
-        outgoing_dispute_period=_int(options, "outgoingDisputePeriod", DEFAULT_OUTGOING_DISPUTE_PERIOD, where, 1),
-        min_incoming_dispute_period=_int(options, "minIncomingDisputePeriod", DEFAULT_MIN_INCOMING_DISPUTE_PERIOD,
+        outgoing_dispute_period=int_option(options, "outgoingDisputePeriod", DEFAULT_OUTGOING_DISPUTE_PERIOD, where, 1),
+        min_incoming_dispute_period=int_option(options, "minIncomingDisputePeriod", DEFAULT_MIN_INCOMING_DISPUTE_PERIOD,
                                          where),
         contract_address=contract,
     )

@@ -24,6 +24,7 @@ from typing import Optional
 from urllib.parse import urlsplit
 
 from ilptx.errors import ConfigError
+from ilptx.plugins.base import int_option
 
 __all__ = ["LightningOptions", "parse_options", "DEFAULT_POOL_SIZE", "DEFAULT_EXPIRY_S", "REPLACE_BEFORE_EXPIRY_S",
            "DEFAULT_POLL_MS"]
@@ -45,15 +46,6 @@ class LightningOptions:
     pool_size: int
     expiry_s: int
     poll_ms: int
-
-
-def _int(options: dict, name: str, default: int, where, minimum: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(where(name), f"must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _lnd(lnd, where) -> tuple:
@@ -101,6 +93,7 @@ def parse_options(options: dict, account_id: str, *, need_electrum: bool = True)
             raise ConfigError(where("electrumUrl"), "required: the Electrum daemon's JSON-RPC URL with its rpcuser "
                                                     "and rpcpassword, http://user:password@127.0.0.1:7777")
         electrum = (f"http://{parts.hostname}:{parts.port}{parts.path or '/'}", parts.username, parts.password)
-    expiry = _int(options, "invoiceExpiry", DEFAULT_EXPIRY_S, where, 2 * REPLACE_BEFORE_EXPIRY_S)
-    return LightningOptions(electrum=electrum, lnd=lnd, pool_size=_int(options, "invoicePoolSize", DEFAULT_POOL_SIZE, where, 0),
-                            expiry_s=expiry, poll_ms=_int(options, "invoicePollInterval", DEFAULT_POLL_MS, where, 1))
+    expiry = int_option(options, "invoiceExpiry", DEFAULT_EXPIRY_S, where, 2 * REPLACE_BEFORE_EXPIRY_S)
+    return LightningOptions(electrum=electrum, lnd=lnd,
+                            pool_size=int_option(options, "invoicePoolSize", DEFAULT_POOL_SIZE, where, 0),
+                            expiry_s=expiry, poll_ms=int_option(options, "invoicePollInterval", DEFAULT_POLL_MS, where, 1))

@@ -19,6 +19,7 @@ from xrpl.core import addresscodec
 from xrpl.wallet import Wallet
 
 from ilptx.errors import ConfigError
+from ilptx.plugins.base import int_option
 
 __all__ = ["XrpPaychanOptions", "parse_options", "MIN_SETTLE_DELAY", "DEFAULT_CLAIM_INTERVAL_MS",
            "DEFAULT_FUND_THRESHOLD", "DEFAULT_MAX_FEE_PERCENT", "DEFAULT_CURRENCY_SCALE"]
@@ -61,15 +62,6 @@ class XrpPaychanOptions:
     claim_interval_ms: int
     settle_delay: int
     max_fee_percent: Decimal
-
-
-def _int(options: dict, name: str, default: int, where, minimum: int) -> int:
-    value = options.get(name, default)
-    if isinstance(value, str) and value.strip().isdigit():
-        value = int(value.strip())
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(where(name), f"must be an integer >= {minimum}, got {value!r}")
-    return value
 
 
 def _fraction(options: dict, name: str, default: Decimal, where) -> Decimal:
@@ -115,16 +107,16 @@ def parse_options(options: dict, account_id: str) -> XrpPaychanOptions:
     if "assetScale" in options and "currencyScale" in options:
         raise ConfigError(where("assetScale"), "assetScale is an alias of currencyScale; give only one")
     scale_key = "assetScale" if "assetScale" in options else "currencyScale"
-    scale = _int(options, scale_key, DEFAULT_CURRENCY_SCALE, where, 0)
+    scale = int_option(options, scale_key, DEFAULT_CURRENCY_SCALE, where, 0)
     if scale > 18:
         raise ConfigError(where(scale_key), f"must be at most 18, got {scale}")
     return XrpPaychanOptions(
         xrp_server=server, secret=secret, address=address,
         peer_address=_address(options, "peerAddress", where),
         currency_scale=scale,
-        channel_amount=_int(options, "channelAmount", 10 ** scale, where, 1),
+        channel_amount=int_option(options, "channelAmount", 10 ** scale, where, 1),
         fund_threshold=_fraction(options, "fundThreshold", DEFAULT_FUND_THRESHOLD, where),
-        claim_interval_ms=_int(options, "claimInterval", DEFAULT_CLAIM_INTERVAL_MS, where, 1),
-        settle_delay=_int(options, "settleDelay", MIN_SETTLE_DELAY, where, 0),
+        claim_interval_ms=int_option(options, "claimInterval", DEFAULT_CLAIM_INTERVAL_MS, where, 1),
+        settle_delay=int_option(options, "settleDelay", MIN_SETTLE_DELAY, where, 0),
         max_fee_percent=_fraction(options, "maxFeePercent", DEFAULT_MAX_FEE_PERCENT, where),
     )
